@@ -1,0 +1,850 @@
+"""Open a transaction file (Parquet, CSV, Excel) as one canonical, typed DuckDB view.
+
+Parquet is read lazily by DuckDB (a view over ``read_parquet``); CSV and Excel are read into a
+DataFrame of strings (or typed Excel cells) that is registered on the connection, so the
+connection keeps it alive for as long as the view exists.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import datetime as dt
+import difflib
+import gzip
+import io
+import math
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from segwork.errors import SegworkInputError
+from segwork.schema import CANONICAL, KNOWN_LAYOUTS, REQUIRED, ColumnMap, Config, ReadOptions
+
+#: File endings we read, longest first so ``.csv.gz`` wins over ``.gz``.
+SUPPORTED_SUFFIXES: tuple[tuple[str, str], ...] = (
+    (".csv.gz", "csv"),
+    (".tsv.gz", "csv"),
+    (".txt.gz", "csv"),
+    (".parquet", "parquet"),
+    (".csv", "csv"),
+    (".tsv", "csv"),
+    (".txt", "csv"),
+    (".xlsx", "excel"),
+    (".xlsm", "excel"),
+    (".xls", "excel"),
+)
+#: Cell texts that mean "missing" in ID, date and number columns (compared lower-cased).
+NA_TOKENS = ("nan", "na", "n/a", "#n/a", "null", "none", "-")
+#: Encodings tried, in order, when ``read.encoding`` is ``auto``.
+AUTO_ENCODINGS = ("utf-8-sig", "cp949", "latin-1")
+#: Delimiters the CSV sniffer chooses between.
+DELIMITERS = (",", ";", "\t", "|")
+#: Date formats tried when ``read.date_format`` is unset; ``None`` means ISO 8601 via CAST.
+DATE_FAMILIES: tuple[tuple[str, tuple[str, ...] | None], ...] = (
+    ("ISO (YYYY-MM-DD[ HH:MM[:SS]])", None),
+    ("%m/%d/%Y %H:%M", ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y")),
+    ("%d/%m/%Y %H:%M", ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y")),
+    ("%Y%m%d", ("%Y%m%d %H:%M:%S", "%Y%m%d %H:%M", "%Y%m%d%H%M%S", "%Y%m%d")),
+    ("%Y.%m.%d", ("%Y.%m.%d %H:%M:%S", "%Y.%m.%d %H:%M", "%Y.%m.%d")),
+    ("%Y/%m/%d", ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d")),
+    ("%d.%m.%Y", ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y")),
+    ("%d-%m-%Y", ("%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M", "%d-%m-%Y")),
+    ("%m/%d/%y %H:%M", ("%m/%d/%y %H:%M:%S", "%m/%d/%y %H:%M", "%m/%d/%y")),
+    ("%d/%m/%y %H:%M", ("%d/%m/%y %H:%M:%S", "%d/%m/%y %H:%M", "%d/%m/%y")),
+)
+#: Auto-detected dates outside these years count as unparsed (e.g. ``%Y`` reading '10').
+PLAUSIBLE_YEARS = (1900, 2100)
+NUMERIC_TYPES = frozenset(
+    {
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "UHUGEINT",
+        "FLOAT",
+        "REAL",
+        "DOUBLE",
+    }
+)
+VIEW_TYPES = {
+    "row_id": "BIGINT",
+    "invoice_id": "VARCHAR",
+    "customer_id": "VARCHAR",
+    "invoice_date": "TIMESTAMP",
+    "quantity": "DOUBLE",
+    "unit_price": "DOUBLE",
+    "amount": "DOUBLE",
+    "product_id": "VARCHAR",
+    "product_name": "VARCHAR",
+    "country": "VARCHAR",
+}
+ROW_ID_COLUMN = "__segwork_row_id"
+SAMPLE_BYTES = 1 << 16
+DATE_SAMPLE_ROWS = 2000
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What :func:`open_source` found: format, layout, encoding, headers and the mapping used."""
+
+    path: Path
+    format: str  # "parquet" | "csv" | "excel"
+    layout: str  # "uci_online_retail" | "online_retail_ii" | "segwork" | "config"
+    encoding: str | None  # the encoding actually used for CSV, else None
+    headers: tuple[str, ...]  # headers found in the file
+    mapping: dict[str, str]  # canonical name -> header used
+    sheets: tuple[str, ...] | None  # Excel sheets read
+
+
+@dataclass(frozen=True)
+class _Relation:
+    """A SQL FROM item holding the file's columns, plus how to number its data rows."""
+
+    sql: str
+    row_id: str
+    types: dict[str, str]
+
+
+# --------------------------------------------------------------------------- public entry
+
+
+def open_source(
+    path: str | Path, cfg: Config, con: duckdb.DuckDBPyConnection, view: str = "tx"
+) -> SourceInfo:
+    """Validate ``path`` and create the temp view ``view`` with the canonical typed columns."""
+    p = Path(path)
+    fmt = _check_file(p)
+    src_name = f"__segwork_src_{view}"
+    _unregister(con, src_name)
+    encoding: str | None = None
+    sheets: tuple[str, ...] | None = None
+    if fmt == "parquet":
+        headers, rel = _parquet_relation(p, con)
+        layout, mapping = _resolve_mapping(p, headers, cfg.columns)
+    else:
+        if fmt == "csv":
+            df, encoding = _read_csv(p, cfg.read)
+        else:
+            df, sheets = _read_excel(p, cfg.read)
+        headers = tuple(df.columns)
+        layout, mapping = _resolve_mapping(p, headers, cfg.columns)
+        rel = _register_frame(con, src_name, _used_columns(df, mapping))
+    exprs = _column_exprs(p, con, rel, mapping, cfg.read)
+    _create_view(con, view, rel, exprs)
+    return SourceInfo(
+        path=p,
+        format=fmt,
+        layout=layout,
+        encoding=encoding,
+        headers=headers,
+        mapping=mapping,
+        sheets=sheets,
+    )
+
+
+# --------------------------------------------------------------------------- file checks
+
+
+def _check_file(path: Path) -> str:
+    """Fail early on a missing, empty or unsupported file; return its format."""
+    if not path.exists():
+        raise SegworkInputError(f"{path}: file not found")
+    if not path.is_file():
+        raise SegworkInputError(f"{path}: not a file")
+    fmt = _format_of(path)
+    if path.stat().st_size == 0:
+        raise SegworkInputError(f"{path}: file is empty (0 bytes)")
+    return fmt
+
+
+def _format_of(path: Path) -> str:
+    """The format implied by the file name, or an error listing what is supported."""
+    name = path.name.lower()
+    for suffix, fmt in SUPPORTED_SUFFIXES:
+        if name.endswith(suffix):
+            return fmt
+    supported = ", ".join(s for s, _ in SUPPORTED_SUFFIXES)
+    raise SegworkInputError(
+        f"{path}: unsupported file type '{''.join(path.suffixes) or path.name}'; "
+        f"supported: {supported}"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception message, for embedding in a one-line error."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _ident(name: str) -> str:
+    """Quote a SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    """Quote a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _show_headers(headers: tuple[str, ...] | list[str], limit: int = 30) -> str:
+    """Headers joined for a message, cut short for very wide files."""
+    shown = ", ".join(str(h) for h in headers[:limit])
+    return shown + (f", ... ({len(headers)} in all)" if len(headers) > limit else "")
+
+
+# --------------------------------------------------------------------------- parquet
+
+
+def _parquet_relation(
+    path: Path, con: duckdb.DuckDBPyConnection
+) -> tuple[tuple[str, ...], _Relation]:
+    """A lazy ``read_parquet`` relation; only the footer is read here."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+        fh.seek(-4, io.SEEK_END)
+        tail = fh.read(4)
+    if head != b"PAR1" or tail != b"PAR1":
+        raise SegworkInputError(
+            f"{path}: not a Parquet file (no PAR1 magic bytes); is it misnamed?"
+        )
+    abs_path = _lit(str(path.resolve()))
+    sql = f"read_parquet({abs_path}, file_row_number = true)"
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM {sql}").fetchall()
+        n_rows = con.execute(
+            f"SELECT sum(num_rows) FROM parquet_file_metadata({abs_path})"
+        ).fetchone()
+    except duckdb.Error as exc:
+        raise SegworkInputError(
+            f"{path}: not a readable Parquet file ({_first_line(exc)})"
+        ) from None
+    types = {str(r[0]): str(r[1]) for r in described if r[0] != "file_row_number"}
+    if not n_rows or not n_rows[0]:
+        raise SegworkInputError(f"{path}: Parquet file has columns but no data rows")
+    rel = _Relation(sql=sql, row_id="(file_row_number + 1)", types=types)
+    return tuple(types), rel
+
+
+# --------------------------------------------------------------------------- csv
+
+
+def _read_csv(path: Path, opts: ReadOptions) -> tuple[pd.DataFrame, str]:
+    """Decode, sniff and parse a (possibly gzipped) CSV into a DataFrame of strings."""
+    data = _raw_bytes(path)
+    text, encoding = _decode(path, data, opts.encoding)
+    if not text.strip():
+        raise SegworkInputError(f"{path}: file has no content (only whitespace)")
+    sep = _sniff_delimiter(
+        text[:SAMPLE_BYTES], default="\t" if ".tsv" in path.name.lower() else ","
+    )
+    _check_duplicate_headers(path, text, sep)
+    try:
+        df = pd.read_csv(
+            io.StringIO(text),
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+        )
+    except pd.errors.EmptyDataError:
+        raise SegworkInputError(f"{path}: file has no header and no data") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise SegworkInputError(f"{path}: not a valid CSV file ({_first_line(exc)})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    if df.empty:
+        raise SegworkInputError(
+            f"{path}: file has a header ({_show_headers(list(df.columns))}) but no data rows"
+        )
+    return df, encoding
+
+
+def _raw_bytes(path: Path) -> bytes:
+    """The file's bytes, gunzipped if needed, refusing binary content."""
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise SegworkInputError(f"{path}: corrupt gzip file ({_first_line(exc)})") from None
+        if not data:
+            raise SegworkInputError(f"{path}: gzip file contains no data")
+    elif path.name.lower().endswith(".gz"):
+        raise SegworkInputError(f"{path}: not a gzip file although it ends in .gz")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return data  # UTF-16 with BOM (Excel "Unicode text"): NUL bytes are expected
+    _reject_binary(path, data[:SAMPLE_BYTES])
+    return data
+
+
+def _reject_binary(path: Path, sample: bytes) -> None:
+    """Refuse files whose first bytes show they are not text (zip, Parquet, random bytes)."""
+    if sample.startswith(b"PK\x03\x04"):
+        raise SegworkInputError(f"{path}: this is a zip/Excel file, not CSV; save it as .xlsx")
+    if sample.startswith(b"PAR1"):
+        raise SegworkInputError(f"{path}: this is a Parquet file, not CSV; rename it .parquet")
+    controls = sum(1 for b in sample if b < 32 and b not in (9, 10, 13)) + sample.count(127)
+    if b"\x00" in sample or controls > max(8, len(sample) // 100):
+        raise SegworkInputError(
+            f"{path}: binary content ({controls} control bytes in the first {len(sample)}); "
+            "not a text CSV file"
+        )
+
+
+def _decode(path: Path, data: bytes, encoding: str) -> tuple[str, str]:
+    """Decode the whole file; ``auto`` tries UTF-8 (BOM or not), CP949 then Latin-1."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") and encoding.lower() in ("auto", "utf-16"):
+        return _decode_with(path, data, "utf-16"), "utf-16"
+    if encoding.lower() != "auto":
+        codec = _codec_name(path, encoding)
+        text = _decode_with(path, data, codec)
+        return text, _reported_encoding(codec, data)
+    for codec in AUTO_ENCODINGS:
+        try:
+            codecs.getincrementaldecoder(codec)().decode(data[:SAMPLE_BYTES], final=False)
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        return text, _reported_encoding(codec, data)
+    raise SegworkInputError(f"{path}: could not decode the file as {', '.join(AUTO_ENCODINGS)}")
+
+
+def _codec_name(path: Path, encoding: str) -> str:
+    """Python's codec for a configured encoding; UTF-8 strips a BOM, EUC-KR means CP949."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise SegworkInputError(
+            f"{path}: unknown encoding {encoding!r} in read.encoding; use auto, utf-8, cp949 or latin-1"
+        ) from None
+    return {"utf-8": "utf-8-sig", "euc_kr": "cp949"}.get(name, name)
+
+
+def _reported_encoding(codec: str, data: bytes) -> str:
+    """The encoding to report: 'utf-8-sig' only when a BOM was actually there."""
+    if codec == "utf-8-sig" and not data.startswith(codecs.BOM_UTF8):
+        return "utf-8"
+    return codec
+
+
+def _decode_with(path: Path, data: bytes, codec: str) -> str:
+    """Decode strictly, naming the line of the first bad byte."""
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        bad = data[exc.start : exc.start + 1].hex()
+        raise SegworkInputError(
+            f"{path}: not valid {codec} (byte 0x{bad} on line {line}); "
+            "set read.encoding to the file's encoding, or auto"
+        ) from None
+
+
+def _sniff_delimiter(sample: str, default: str = ",") -> str:
+    """The delimiter giving the most rows with the header's field count (and >1 field)."""
+    cut = sample.rfind("\n")
+    sample = sample[:cut] if cut > 0 else sample
+    best, best_score = default, (0.0, 0)
+    for sep in DELIMITERS:
+        rows = [r for r in csv.reader(io.StringIO(sample), delimiter=sep) if r]
+        if not rows or len(rows[0]) < 2:
+            continue
+        width = len(rows[0])
+        score = (sum(len(r) == width for r in rows) / len(rows), width)
+        if score > best_score:
+            best, best_score = sep, score
+    return best
+
+
+def _check_duplicate_headers(path: Path, text: str, sep: str) -> None:
+    """Refuse a header row naming the same column twice (pandas would silently rename one)."""
+    header = next(csv.reader(io.StringIO(text[:SAMPLE_BYTES]), delimiter=sep), [])
+    names = [h.strip() for h in header if h.strip()]
+    dupes = sorted({h for h in names if names.count(h) > 1})
+    if dupes:
+        raise SegworkInputError(f"{path}: header {dupes[0]!r} appears more than once")
+
+
+# --------------------------------------------------------------------------- excel
+
+
+def _read_excel(path: Path, opts: ReadOptions) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Read one, several or all sheets with calamine and stack them (headers must agree)."""
+    try:
+        with pd.ExcelFile(path, engine="calamine") as book:
+            names = [str(s) for s in book.sheet_names]
+            wanted = _pick_sheets(path, opts.sheet, names)
+            frames = {name: book.parse(name, header=0) for name in wanted}
+    except SegworkInputError:
+        raise
+    except Exception as exc:  # calamine raises its own error types for corrupt workbooks
+        raise SegworkInputError(
+            f"{path}: not a readable Excel workbook ({_first_line(exc)})"
+        ) from None
+    if opts.sheet == "all":
+        frames = {k: v for k, v in frames.items() if len(v.columns)} or frames
+    for name, frame in frames.items():
+        frame.columns = [str(c).strip() for c in frame.columns]
+        if not len(frame.columns):
+            raise SegworkInputError(f"{path}: sheet {name!r} is empty")
+    _check_sheet_headers(path, frames)
+    df = (
+        pd.concat(list(frames.values()), ignore_index=True)
+        if len(frames) > 1
+        else next(iter(frames.values()))
+    )
+    if df.empty:
+        raise SegworkInputError(
+            f"{path}: sheet(s) {', '.join(frames)} have a header but no data rows"
+        )
+    for col in df.columns:
+        if df[col].dtype == object:
+            df[col] = pd.Series([_cell_text(v) for v in df[col]], index=df.index, dtype="str")
+    return df, tuple(frames)
+
+
+def _pick_sheets(path: Path, sheet: Any, names: list[str]) -> list[str]:
+    """Resolve ``read.sheet`` (None, name, index, list or 'all') to sheet names."""
+    if not names:
+        raise SegworkInputError(f"{path}: workbook has no sheets")
+    if sheet is None:
+        return [names[0]]
+    if sheet == "all":
+        return list(names)
+    items = sheet if isinstance(sheet, list | tuple) else [sheet]
+    picked: list[str] = []
+    for item in items:
+        if isinstance(item, int) and not isinstance(item, bool):
+            if not -len(names) <= item < len(names):
+                raise SegworkInputError(
+                    f"{path}: read.sheet index {item} out of range; sheets are {', '.join(names)}"
+                )
+            picked.append(names[item])
+        elif str(item) in names:
+            picked.append(str(item))
+        else:
+            close = difflib.get_close_matches(str(item), names, n=1, cutoff=0.5)
+            tip = f"; closest: {close[0]!r}?" if close else ""
+            raise SegworkInputError(
+                f"{path}: sheet {item!r} not found; sheets are {', '.join(names)}{tip}"
+            )
+    return list(dict.fromkeys(picked))
+
+
+def _check_sheet_headers(path: Path, frames: dict[str, pd.DataFrame]) -> None:
+    """Several sheets can only be stacked when they have the same headers."""
+    items = list(frames.items())
+    first_name, first = items[0]
+    for name, frame in items[1:]:
+        lacks = [c for c in first.columns if c not in set(frame.columns)]
+        extra = [c for c in frame.columns if c not in set(first.columns)]
+        if lacks or extra:
+            parts = ([f"lacks {', '.join(map(str, lacks))}"] if lacks else []) + (
+                [f"has extra {', '.join(map(str, extra))}"] if extra else []
+            )
+            raise SegworkInputError(
+                f"{path}: sheets {first_name!r} and {name!r} have different headers "
+                f"({name!r} {' and '.join(parts)}); pick one with read.sheet or align the headers"
+            )
+
+
+def _cell_text(value: Any) -> str | None:
+    """A mixed-type Excel cell as text (dates in ISO form), or None when empty."""
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dt.datetime | pd.Timestamp):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+def _resolve_mapping(
+    path: Path, headers: tuple[str, ...], columns: ColumnMap | None
+) -> tuple[str, dict[str, str]]:
+    """Canonical name -> header, from the config or a recognised layout."""
+    if columns is not None:
+        mapping = columns.as_dict()
+        for canon, header in mapping.items():
+            if header not in headers:
+                raise SegworkInputError(
+                    f"{path}: configured header columns.{canon} = {header!r} is not in the file; "
+                    f"headers are {_show_headers(headers)}{_closest_tip([header], headers)}"
+                )
+        _check_config_complete(path, mapping)
+        return "config", _ordered(mapping)
+    for name, layout in KNOWN_LAYOUTS.items():
+        mapping = _layout_mapping(name, layout, headers)
+        if mapping is not None:
+            return name, mapping
+    raise _no_layout_error(path, headers)
+
+
+def _ordered(mapping: dict[str, str]) -> dict[str, str]:
+    """The mapping in canonical column order."""
+    return {c: mapping[c] for c in CANONICAL if c in mapping}
+
+
+def _check_config_complete(path: Path, mapping: dict[str, str]) -> None:
+    """A hand-built ColumnMap must still map the required columns and something to price."""
+    for canon in REQUIRED:
+        if canon not in mapping:
+            raise SegworkInputError(f"{path}: columns.{canon} is not mapped in the config")
+    if "amount" not in mapping and not {"quantity", "unit_price"} <= set(mapping):
+        raise SegworkInputError(
+            f"{path}: map columns.amount, or both columns.quantity and columns.unit_price"
+        )
+
+
+def _layout_mapping(
+    name: str, layout: dict[str, str], headers: tuple[str, ...]
+) -> dict[str, str] | None:
+    """The mapping if the headers fit this layout, else None."""
+    present = set(headers)
+    if name != "segwork":
+        return _ordered(dict(layout)) if set(layout.values()) <= present else None
+    mapping = {c: c for c in CANONICAL if c in present}
+    complete = set(REQUIRED) <= set(mapping) and (
+        "amount" in mapping or {"quantity", "unit_price"} <= set(mapping)
+    )
+    return mapping if complete else None
+
+
+def _layout_missing(name: str, layout: dict[str, str], headers: tuple[str, ...]) -> dict[str, str]:
+    """Canonical -> expected header for what this layout needs but the file lacks."""
+    present = set(headers)
+    if name != "segwork":
+        return {c: h for c, h in layout.items() if h not in present}
+    need = list(REQUIRED) + ([] if "amount" in present else ["quantity", "unit_price"])
+    return {c: c for c in need if c not in present}
+
+
+def _no_layout_error(path: Path, headers: tuple[str, ...]) -> SegworkInputError:
+    """Name the nearest layout, what it lacks, and the closest headers to map instead."""
+    scored = []
+    for name, layout in KNOWN_LAYOUTS.items():
+        missing = _layout_missing(name, layout, headers)
+        found = sum(h in set(headers) for h in layout.values())
+        scored.append((-found, len(missing), name, missing))
+    _, _, nearest, missing = min(scored, key=lambda s: (s[0], s[1]))
+    lacks = ", ".join(repr(h) for h in missing.values())
+    shown = _show_headers(headers)
+    for canon in REQUIRED:
+        aliases = [layout[canon] for layout in KNOWN_LAYOUTS.values() if canon in layout]
+        if not set(aliases) & set(headers):
+            return SegworkInputError(
+                f"{path}: required column {canon!r} not found; headers are {shown}"
+                f"{_closest_tip(aliases, headers)}; map it in config.yaml under columns.{canon} "
+                f"(nearest known layout {nearest!r} lacks {lacks})"
+            )
+    tips = "".join(
+        f"; for {h!r}{_closest_tip([h], headers, prefix=' ')}"
+        for h in missing.values()
+        if _closest_tip([h], headers)
+    )
+    return SegworkInputError(
+        f"{path}: headers match no known layout; nearest is {nearest!r}, which lacks {lacks}"
+        f"{tips}; headers are {shown}; map the columns in config.yaml under columns"
+    )
+
+
+def _closest_tip(wanted: list[str], headers: tuple[str, ...], prefix: str = "; ") -> str:
+    """'; closest: 'X'?' for the header most like any of ``wanted`` (case-insensitive)."""
+    lowered = {str(h).lower(): str(h) for h in headers}
+    best: tuple[float, str] | None = None
+    for word in wanted:
+        for match in difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.5):
+            ratio = difflib.SequenceMatcher(None, word.lower(), match).ratio()
+            if best is None or ratio > best[0]:
+                best = (ratio, lowered[match])
+    return f"{prefix}closest: {best[1]!r}?" if best else ""
+
+
+# --------------------------------------------------------------------------- frame -> duckdb
+
+
+def _used_columns(df: pd.DataFrame, mapping: dict[str, str]) -> pd.DataFrame:
+    """Only the mapped columns plus a 1-based row number, so little memory stays pinned."""
+    used = list(dict.fromkeys(mapping.values()))
+    out = df[used].copy() if used != list(df.columns) else df
+    out.insert(0, ROW_ID_COLUMN, np.arange(1, len(out) + 1, dtype=np.int64))
+    return out
+
+
+def _register_frame(con: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame) -> _Relation:
+    """Register the frame on the connection (which keeps it alive) and describe its columns."""
+    con.register(name, df)
+    described = con.execute(f"DESCRIBE SELECT * FROM {_ident(name)}").fetchall()
+    types = {str(r[0]): str(r[1]) for r in described if r[0] != ROW_ID_COLUMN}
+    return _Relation(sql=_ident(name), row_id=_ident(ROW_ID_COLUMN), types=types)
+
+
+def _unregister(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop a frame registered by an earlier call for the same view."""
+    with contextlib.suppress(duckdb.Error):
+        con.unregister(name)
+
+
+# --------------------------------------------------------------------------- expressions
+
+
+def _kind(duck_type: str) -> str:
+    """'temporal', 'numeric' or 'text' for a DuckDB column type."""
+    t = duck_type.upper()
+    if t.startswith("TIMESTAMP") or t == "DATE":
+        return "temporal"
+    if t in NUMERIC_TYPES or t.startswith("DECIMAL"):
+        return "numeric"
+    return "text"
+
+
+def _text(header: str, duck_type: str) -> str:
+    """The column as VARCHAR."""
+    col = _ident(header)
+    return col if duck_type.upper() == "VARCHAR" else f"CAST({col} AS VARCHAR)"
+
+
+def _clean(header: str, duck_type: str) -> str:
+    """Trimmed text, with '' and NA markers ('nan', 'NULL', ...) as NULL."""
+    text = f"trim({_text(header, duck_type)})"
+    tokens = ", ".join(_lit(t) for t in NA_TOKENS)
+    return f"(CASE WHEN lower({text}) IN ({tokens}) THEN NULL ELSE NULLIF({text}, '') END)"
+
+
+def _number_sql(value: str, thousands: str | None) -> str:
+    """Parse trimmed text as DOUBLE, dropping thousands separators ('.' means decimal comma)."""
+    if thousands == ".":
+        value = f"replace(replace({value}, '.', ''), ',', '.')"
+    elif thousands:
+        value = f"replace({value}, {_lit(thousands)}, '')"
+    return f"TRY_CAST({value} AS DOUBLE)"
+
+
+def _date_sql(value: str, formats: tuple[str, ...] | None) -> str:
+    """Parse trimmed text as TIMESTAMP: ISO via CAST, else TRY_STRPTIME over ``formats``."""
+    if formats is None:
+        return f"TRY_CAST({value} AS TIMESTAMP)"
+    listed = ", ".join(_lit(f) for f in formats)
+    fmt = _lit(formats[0]) if len(formats) == 1 else f"[{listed}]"
+    return f"CAST(TRY_STRPTIME({value}, {fmt}) AS TIMESTAMP)"
+
+
+def _column_exprs(
+    path: Path,
+    con: duckdb.DuckDBPyConnection,
+    rel: _Relation,
+    mapping: dict[str, str],
+    opts: ReadOptions,
+) -> dict[str, str]:
+    """SQL for each canonical column, after validating dates and numbers in text columns."""
+    exprs: dict[str, str] = {"row_id": rel.row_id}
+    for canon in ("invoice_id", "product_id", "product_name", "country"):
+        header = mapping.get(canon)
+        exprs[canon] = _text(header, rel.types[header]) if header else "NULL"
+    cust = mapping["customer_id"]
+    exprs["customer_id"] = (
+        f"regexp_replace({_clean(cust, rel.types[cust])}, '^([0-9]+)\\.0+$', '\\1')"
+    )
+    exprs["invoice_date"] = _date_expr(path, con, rel, mapping["invoice_date"], opts.date_format)
+    for canon in ("quantity", "unit_price", "amount"):
+        header = mapping.get(canon)
+        exprs[canon] = _number_expr(path, con, rel, header, opts.thousands) if header else "NULL"
+    return exprs
+
+
+def _number_expr(
+    path: Path, con: duckdb.DuckDBPyConnection, rel: _Relation, header: str, thousands: str | None
+) -> str:
+    """DOUBLE SQL for a number column; text columns are checked for unparsable values."""
+    duck_type = rel.types[header]
+    if _kind(duck_type) == "numeric":
+        return f"CAST({_ident(header)} AS DOUBLE)"
+    value = _clean(header, duck_type)
+    expr = _number_sql(value, thousands)
+    bad = _bad_values(con, rel, header, f"{value} IS NOT NULL AND {expr} IS NULL")
+    if bad:
+        count = _count_where(con, rel, f"{value} IS NOT NULL AND {expr} IS NULL")
+        looks_grouped = any("," in v and any(ch.isdigit() for ch in v) for _, v in bad)
+        hint = (
+            "set read.thousands in the config"
+            if looks_grouped and not thousands
+            else "fix them or map another column"
+        )
+        raise SegworkInputError(
+            f"{path}: column {header!r} has {count} values that are not numbers, "
+            f"e.g. {_examples(bad)}; {hint}"
+        )
+    return expr
+
+
+def _date_expr(
+    path: Path,
+    con: duckdb.DuckDBPyConnection,
+    rel: _Relation,
+    header: str,
+    date_format: str | None,
+) -> str:
+    """TIMESTAMP SQL for the date column; text is parsed with the given or detected format."""
+    duck_type = rel.types[header]
+    if _kind(duck_type) == "temporal":
+        return f"CAST({_ident(header)} AS TIMESTAMP)"
+    value = _clean(header, duck_type)
+    if date_format:
+        _check_date_format(path, con, date_format)
+        expr = _date_sql(value, (date_format,))
+        _raise_bad_dates(path, con, rel, header, f"{value} IS NOT NULL AND {expr} IS NULL", None)
+        return expr
+    return _date_sql(value, _detect_date_format(path, con, rel, header, value))
+
+
+def _check_date_format(path: Path, con: duckdb.DuckDBPyConnection, date_format: str) -> None:
+    """Refuse a strftime pattern DuckDB cannot use."""
+    try:
+        con.execute("SELECT TRY_STRPTIME('2000-01-01', ?)", [date_format]).fetchall()
+    except duckdb.Error as exc:
+        raise SegworkInputError(
+            f"{path}: read.date_format {date_format!r} is not a valid pattern ({_first_line(exc)})"
+        ) from None
+
+
+def _implausible(expr: str) -> str:
+    """SQL true when a detected date did not parse or has an unlikely year."""
+    lo, hi = PLAUSIBLE_YEARS
+    return f"({expr} IS NULL OR year({expr}) NOT BETWEEN {lo} AND {hi})"
+
+
+def _detect_date_format(
+    path: Path, con: duckdb.DuckDBPyConnection, rel: _Relation, header: str, value: str
+) -> tuple[str, ...] | None:
+    """The first date family parsing a sample and then every non-null value of the column."""
+    sample = (
+        f"(SELECT {value} AS v FROM {rel.sql} WHERE {value} IS NOT NULL LIMIT {DATE_SAMPLE_ROWS})"
+    )
+    fails = ", ".join(
+        f"count(*) FILTER (WHERE {_implausible(_date_sql('v', f))})" for _, f in DATE_FAMILIES
+    )
+    row = con.execute(f"SELECT count(*), {fails} FROM {sample}").fetchone() or (0,)
+    if row[0] == 0:
+        raise SegworkInputError(f"{path}: date column {header!r} has no values")
+    order = sorted(range(len(DATE_FAMILIES)), key=lambda i: row[i + 1])
+    for i in order:
+        if row[i + 1]:
+            break
+        formats = DATE_FAMILIES[i][1]
+        cond = f"{value} IS NOT NULL AND {_implausible(_date_sql(value, formats))}"
+        if not _bad_values(con, rel, header, cond):
+            return formats
+    best_label, best_formats = DATE_FAMILIES[order[0]]
+    cond = f"{value} IS NOT NULL AND {_implausible(_date_sql(value, best_formats))}"
+    _raise_bad_dates(path, con, rel, header, cond, best_label)
+    return best_formats  # unreachable: _raise_bad_dates raised
+
+
+def _raise_bad_dates(
+    path: Path,
+    con: duckdb.DuckDBPyConnection,
+    rel: _Relation,
+    header: str,
+    cond: str,
+    label: str | None,
+) -> None:
+    """Raise naming rows whose date text does not parse, if there are any."""
+    bad = _bad_values(con, rel, header, cond)
+    if not bad:
+        return
+    count = _count_where(con, rel, cond)
+    most = f"; most values look like {label}" if label else ""
+    raise SegworkInputError(
+        f"{path}: column {header!r} has {count} values that are not dates, "
+        f"e.g. {_examples(bad)}{most}; set read.date_format in the config"
+    )
+
+
+def _bad_values(
+    con: duckdb.DuckDBPyConnection, rel: _Relation, header: str, cond: str, limit: int = 3
+) -> list[tuple[int, str]]:
+    """The first few (row, raw text) where ``cond`` holds; stops early on Parquet."""
+    raw = _text(header, rel.types[header])
+    return [
+        (int(r[0]), str(r[1]))
+        for r in con.execute(
+            f"SELECT {rel.row_id} AS row_id, {raw} AS raw FROM {rel.sql} "
+            f"WHERE {cond} ORDER BY row_id LIMIT {limit}"
+        ).fetchall()
+    ]
+
+
+def _count_where(con: duckdb.DuckDBPyConnection, rel: _Relation, cond: str) -> int:
+    """How many rows satisfy ``cond`` (only run once a problem is known)."""
+    row = con.execute(f"SELECT count(*) FROM {rel.sql} WHERE {cond}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _examples(bad: list[tuple[int, str]]) -> str:
+    """'row 3: 'x', row 7: 'y'' for an error message."""
+    return ", ".join(f"row {row}: {value!r}" for row, value in bad)
+
+
+# --------------------------------------------------------------------------- the view
+
+
+def _create_view(
+    con: duckdb.DuckDBPyConnection, view: str, rel: _Relation, exprs: dict[str, str]
+) -> None:
+    """CREATE OR REPLACE TEMP VIEW with the canonical columns, deriving amount/quantity/price."""
+    q, p, a = exprs["quantity"], exprs["unit_price"], exprs["amount"]
+    has_q, has_p, has_a = q != "NULL", p != "NULL", a != "NULL"
+    if not has_a:
+        amount, quantity, price = "_q * _p", "_q", "_p"
+    else:
+        amount = "_a"
+        quantity = "_q" if has_q else ("_a / NULLIF(_p, 0)" if has_p else "1")
+        price = "_p" if has_p else ("_a / NULLIF(_q, 0)" if has_q else "_a")
+    invoice = exprs["invoice_id"] if exprs["invoice_id"] != "NULL" else "CAST(_row AS VARCHAR)"
+    inner = ",\n  ".join(
+        [
+            f"{exprs['row_id']} AS _row",
+            f"{invoice} AS _invoice",
+            f"{exprs['customer_id']} AS _customer",
+            f"{exprs['invoice_date']} AS _date",
+            f"{q} AS _q",
+            f"{p} AS _p",
+            f"{a} AS _a",
+            f"{exprs['product_id']} AS _product_id",
+            f"{exprs['product_name']} AS _product_name",
+            f"{exprs['country']} AS _country",
+        ]
+    )
+    outer_src = {
+        "row_id": "_row",
+        "invoice_id": "_invoice",
+        "customer_id": "_customer",
+        "invoice_date": "_date",
+        "quantity": quantity,
+        "unit_price": price,
+        "amount": amount,
+        "product_id": "_product_id",
+        "product_name": "_product_name",
+        "country": "_country",
+    }
+    outer = ",\n  ".join(f"CAST({outer_src[c]} AS {t}) AS {c}" for c, t in VIEW_TYPES.items())
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {_ident(view)} AS SELECT\n  {outer}\n"
+        f"FROM (SELECT\n  {inner}\nFROM {rel.sql}) AS _src"
+    )

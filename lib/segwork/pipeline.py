@@ -1,0 +1,141 @@
+"""One run's computation, from a file to the scored RFM table: read -> ledger -> RFM -> segments.
+
+Everything downstream (clusters, profiles, reports) starts from :class:`Prepared`; the DuckDB
+connection it holds still has the ``tx_kept`` view for charts that need transaction lines.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from segwork import clean, rfm
+from segwork.errors import SegworkInputError
+from segwork.io import SourceInfo, open_source
+from segwork.maps import SegmentMap
+from segwork.schema import Config
+
+Progress = Callable[[str], None]
+
+
+def connect(memory_limit: str = "2GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that spills to disk instead of growing past ``memory_limit``."""
+    con = duckdb.connect(":memory:")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute("SET preserve_insertion_order = false")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    return con
+
+
+@dataclass
+class Timer:
+    """Wall seconds per named stage, in the order they ran."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the block under ``name`` (accumulating if the name repeats)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+@dataclass
+class Prepared:
+    """The scored RFM table and everything needed to explain it."""
+
+    source: SourceInfo
+    ledger: clean.Ledger
+    as_of: date
+    as_of_given: bool
+    first_date: date
+    last_date: date
+    table: pd.DataFrame  # RFM table + r/f/m scores + rfm_segment_id
+    segmenter: rfm.RFMSegmenter
+    timings: Timer
+    con: duckdb.DuckDBPyConnection
+
+    @property
+    def segment_map(self) -> SegmentMap:
+        """The fitted segment map."""
+        return self.segmenter.map_
+
+
+def _no_rows_message(path: Path, ledger: clean.Ledger) -> str:
+    top = sorted(ledger.dropped_rows.items(), key=lambda kv: -kv[1])[:4]
+    why = ", ".join(f"{r} {n:,}" for r, n in top) or "the file has no usable rows"
+    return f"{path}: no rows left after cleaning ({ledger.rows_in:,} read; dropped: {why})"
+
+
+def compute_ledger_and_rfm(
+    con: duckdb.DuckDBPyConnection,
+    cfg: Config,
+    as_of: date | None,
+    path: Path,
+) -> tuple[clean.Ledger, date, pd.DataFrame]:
+    """Classify, aggregate once, reconcile the ledger and build the RFM table as of a date."""
+    if as_of is not None:
+        first = con.execute("SELECT min(invoice_date) FROM tx").fetchone()[0]
+        if first is not None and as_of <= pd.Timestamp(first).date():
+            raise SegworkInputError(
+                f"{path}: as-of date {as_of} is not after the first transaction "
+                f"({pd.Timestamp(first).date()}); pick a later --as-of"
+            )
+    clean.create_classified_view(con, cfg.clean, as_of)
+    clean.aggregate_by_customer(con)
+    ledger = clean.ledger_from_aggregate(con)
+    if ledger.rows_kept == 0 or ledger.customers_kept == 0:
+        raise SegworkInputError(_no_rows_message(path, ledger))
+    used = as_of or rfm.default_as_of(con)
+    assert used is not None
+    table = rfm.rfm_table(con, used)
+    return ledger, used, table
+
+
+def prepare(
+    data_path: str | Path,
+    cfg: Config,
+    as_of: date | None = None,
+    progress: Progress | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> Prepared:
+    """Read, clean with the ledger, and segment by RFM; bad input raises SegworkInputError."""
+    say = progress or (lambda _msg: None)
+    con = con or connect()
+    timer = Timer()
+    path = Path(data_path)
+    with timer.stage("read"):
+        say(f"reading {path}")
+        source = open_source(path, cfg, con)
+    with timer.stage("ledger_rfm"):
+        say("cleaning (ledger) and building the RFM table")
+        ledger, used, table = compute_ledger_and_rfm(con, cfg, as_of, path)
+        clean.create_kept_view(con)
+    with timer.stage("rfm_segments"):
+        say(f"scoring {len(table):,} customers and assigning RFM segments")
+        seg = rfm.RFMSegmenter(cfg.rfm.segment_map, cfg.rfm.bins, cfg.rfm.fixed_edges).fit(table)
+        table = table.join(seg.scores_)
+        table["rfm_segment_id"] = seg.labels_
+    return Prepared(
+        source=source,
+        ledger=ledger,
+        as_of=used,
+        as_of_given=as_of is not None,
+        first_date=rfm.earliest_purchase(con) or used,
+        last_date=rfm.latest_purchase(con) or used,
+        table=table,
+        segmenter=seg,
+        timings=timer,
+        con=con,
+    )

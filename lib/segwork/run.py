@@ -1,0 +1,145 @@
+"""A whole `segwork run`: data -> ledger -> RFM segments -> outputs, published atomically."""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from segwork import __version__
+from segwork.errors import SegworkInputError
+from segwork.outputs import atomic_dir, segments_frame, write_json
+from segwork.pipeline import Prepared, Progress, prepare
+from segwork.rfm import edges_report
+from segwork.schema import Config, config_to_dict, load_config
+
+DEFAULT_SYNTH_CUSTOMERS = 5_000
+DEFAULT_SEED = 0
+
+
+@dataclass(frozen=True)
+class RunParams:
+    """What the CLI, papermill and tests pass to a run; plain values only."""
+
+    data_path: str | None = None
+    config_path: str | None = None
+    as_of: str | None = None  # YYYY-MM-DD
+    out_dir: str | None = None  # default reports/<YYYY-MM of as-of>/
+    lang: str = "ko"
+    seed: int = DEFAULT_SEED
+    synth_customers: int = DEFAULT_SYNTH_CUSTOMERS
+    data_cache: str = "data/synthetic"
+    reports_root: str = "reports"
+
+
+def parse_as_of(text: str | None) -> date | None:
+    """YYYY-MM-DD -> date; anything else is a one-line input error."""
+    if text is None or text == "":
+        return None
+    try:
+        return date.fromisoformat(str(text))
+    except ValueError:
+        raise SegworkInputError(f"--as-of: '{text}' is not a date in YYYY-MM-DD form") from None
+
+
+def default_data(params: RunParams, progress: Progress) -> Path:
+    """The seeded synthetic shop, written once into the cache folder and reused afterwards."""
+    from segwork.synth import SynthSpec, write_synthetic
+
+    folder = Path(params.data_cache) / f"shop-{params.synth_customers}c-seed{params.seed}"
+    tx = folder / "transactions.parquet"
+    if tx.is_file() and (folder / "personas.parquet").is_file():
+        return tx
+    progress(f"generating the synthetic shop ({params.synth_customers:,} customers) in {folder}")
+    spec = SynthSpec(n_customers=params.synth_customers, seed=params.seed)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(folder) as tmp:
+        write_synthetic(tmp, spec)
+    return tx
+
+
+def load_truth(data_path: Path) -> pd.Series | None:
+    """Planted personas beside a synthetic data file (``personas.parquet``), if any."""
+    p = data_path.parent / "personas.parquet"
+    if not p.is_file():
+        return None
+    df = pd.read_parquet(p, columns=["customer_id", "persona"])
+    return df.set_index(df["customer_id"].astype(str))["persona"]
+
+
+def build_summary(prep: Prepared, cfg: Config, params: RunParams, extra: dict[str, Any]) -> dict[str, Any]:
+    """summary.json: ledger, customers, segment counts per method, params and timings."""
+    labels = prep.segment_map.labels(params.lang)
+    counts = prep.table["rfm_segment_id"].value_counts()
+    revenue = prep.table.groupby("rfm_segment_id")["monetary"].sum()
+    segs = {
+        s.id: {
+            "label": labels[s.id],
+            "label_ko": s.ko,
+            "label_en": s.en,
+            "stage": s.stage,
+            "customers": int(counts.get(s.id, 0)),
+            "revenue": round(float(revenue.get(s.id, 0.0)), 2),
+        }
+        for s in prep.segment_map.segments
+    }
+    src = prep.source
+    return {
+        "segwork_version": __version__,
+        "as_of": prep.as_of.isoformat(),
+        "as_of_source": "given" if prep.as_of_given else "day after the latest kept transaction",
+        "period": {"first": prep.first_date.isoformat(), "last": prep.last_date.isoformat()},
+        "source": {
+            "path": str(src.path),
+            "format": src.format,
+            "layout": src.layout,
+            "encoding": src.encoding,
+            "mapping": src.mapping,
+        },
+        "ledger": prep.ledger.as_dict(),
+        "customers": len(prep.table),
+        "segments": {"rfm": {v["label"]: v["customers"] for v in segs.values()}},
+        "rfm": {
+            "segment_map": prep.segment_map.name,
+            "bins": prep.segmenter.bins,
+            "edges": edges_report(prep.segmenter.edges_),
+            "groups": segs,
+        },
+        "params": {
+            **{k: v for k, v in dataclasses.asdict(params).items()},
+            "config": config_to_dict(cfg),
+        },
+        "environment": {"python": platform.python_version(), "platform": sys.platform},
+        **extra,
+    }
+
+
+def run(params: RunParams, progress: Progress | None = None) -> Path:
+    """Execute a run and publish OUT atomically; returns OUT. Bad input raises SegworkInputError."""
+    say = progress or (lambda _msg: None)
+    if params.lang not in ("ko", "en"):
+        raise SegworkInputError(f"--lang: '{params.lang}' is not supported; use ko or en")
+    t0 = time.perf_counter()
+    cfg = load_config(params.config_path)
+    as_of = parse_as_of(params.as_of)
+    data = Path(params.data_path) if params.data_path else default_data(params, say)
+    prep = prepare(data, cfg, as_of, progress=say)
+    out = Path(params.out_dir) if params.out_dir else Path(params.reports_root) / prep.as_of.strftime("%Y-%m")
+    say(f"as-of date {prep.as_of} ({'given' if prep.as_of_given else 'day after the latest kept transaction'})")
+    timings = prep.timings
+    with atomic_dir(out) as tmp, timings.stage("write"):
+        say(f"writing {out}")
+        labels = prep.segment_map.labels(params.lang)
+        segments_frame(prep.table, labels).to_csv(tmp / "segments.csv", index=False)
+        summary = build_summary(prep, cfg, params, {})
+        summary["timings"] = {k: round(v, 3) for k, v in timings.seconds.items()}
+        summary["timings"]["total"] = round(time.perf_counter() - t0, 3)
+        write_json(tmp / "summary.json", summary)
+    return out
