@@ -7,7 +7,16 @@ import pytest
 from segwork import clean
 from segwork.schema import CleanRules
 
-COLS = ["invoice_id", "customer_id", "invoice_date", "quantity", "unit_price", "product_id", "product_name", "country"]
+COLS = [
+    "invoice_id",
+    "customer_id",
+    "invoice_date",
+    "quantity",
+    "unit_price",
+    "product_id",
+    "product_name",
+    "country",
+]
 
 
 def tx_con(rows: list[tuple]) -> duckdb.DuckDBPyConnection:
@@ -82,7 +91,9 @@ def test_rules_switched_off_keep_rows():
 def test_netted_cancellations_are_kept_as_negative_revenue():
     con, led = ledger_for(ROWS, CleanRules(cancellations="net"))
     assert "cancellation" not in led.dropped_rows
-    a = con.execute("SELECT revenue, frequency FROM cust_reason WHERE reason IS NULL AND customer_id='a'").fetchone()
+    a = con.execute(
+        "SELECT revenue, frequency FROM cust_reason WHERE reason IS NULL AND customer_id='a'"
+    ).fetchone()
     assert a == (pytest.approx(5.0), 1)  # 10 bought - 5 refunded, one purchase order
 
 
@@ -103,7 +114,10 @@ def test_ledger_as_dict_lists_reasons_in_rule_order():
 
 
 def test_as_of_is_exclusive_midnight():
-    rows = [("1", "a", datetime(2024, 1, 31, 23, 59), 1, 1.0, "P", "x", "UK"), ("2", "a", "2024-02-01 00:00", 1, 1.0, "P", "x", "UK")]
+    rows = [
+        ("1", "a", datetime(2024, 1, 31, 23, 59), 1, 1.0, "P", "x", "UK"),
+        ("2", "a", "2024-02-01 00:00", 1, 1.0, "P", "x", "UK"),
+    ]
     _, led = ledger_for(rows, as_of=date(2024, 2, 1))
     assert led.rows_kept == 1 and led.dropped_rows == {"after_as_of": 1}
 

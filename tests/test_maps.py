@@ -17,7 +17,10 @@ def test_every_cell_maps_to_exactly_one_group(name):
             s.id
             for s in m.segments
             if any(
-                all(lo <= {"r": r, "f": f, "m": mm, "fm": f + mm}[a] <= hi for a, (lo, hi) in b.items())
+                all(
+                    lo <= {"r": r, "f": f, "m": mm, "fm": f + mm}[a] <= hi
+                    for a, (lo, hi) in b.items()
+                )
                 for b in s.boxes
             )
         ]
@@ -45,7 +48,9 @@ def test_default_map_is_the_korean_ten():
 
 def test_assign_looks_up_cells():
     m = load_map("ko_crm10")
-    scores = pd.DataFrame({"r_score": [5, 1, 3, 2], "f_score": [5, 5, 1, 4], "m_score": [5, 5, 1, 4]})
+    scores = pd.DataFrame(
+        {"r_score": [5, 1, 3, 2], "f_score": [5, 5, 1, 4], "m_score": [5, 5, 1, 4]}
+    )
     assert list(m.assign(scores)) == ["vip", "churned_vip", "at_risk", "win_now"]
 
 
@@ -62,7 +67,11 @@ def test_gaps_are_named():
 
 
 def test_overlaps_are_named():
-    raw = {"name": "u", "bins": 2, "segments": [_seg("a", [{"r": [1, 2]}]), _seg("b", [{"r": 2, "f": 2}])]}
+    raw = {
+        "name": "u",
+        "bins": 2,
+        "segments": [_seg("a", [{"r": [1, 2]}]), _seg("b", [{"r": 2, "f": 2}])],
+    }
     with pytest.raises(SegworkInputError) as exc:
         parse_map(raw, "user.yaml")
     assert "cells in several groups" in str(exc.value)

@@ -45,7 +45,9 @@ def test_default_as_of_is_day_after_last_kept_purchase():
 
 def test_equal_values_get_equal_scores_and_edges_are_reported():
     vals = pd.Series([1, 1, 1, 1, 1, 1, 2, 2, 3, 8], name="frequency")
-    df = pd.DataFrame({"recency_days": range(10, 0, -1), "frequency": vals, "monetary": np.arange(10.0)})
+    df = pd.DataFrame(
+        {"recency_days": range(10, 0, -1), "frequency": vals, "monetary": np.arange(10.0)}
+    )
     edges = rfm.fit_edges(df, 5)
     s = rfm.score(df, edges, 5)
     assert s.loc[df.frequency == 1, "f_score"].nunique() == 1
@@ -58,8 +60,14 @@ def test_equal_values_get_equal_scores_and_edges_are_reported():
 
 
 def test_fixed_edges_from_config():
-    df = pd.DataFrame({"recency_days": [5, 40, 400], "frequency": [1, 3, 9], "monetary": [10.0, 100.0, 1000.0]})
-    fixed = {"recency_days": [30, 60, 90, 180], "frequency": [1, 2, 4, 8], "monetary": [50, 100, 500, 900]}
+    df = pd.DataFrame(
+        {"recency_days": [5, 40, 400], "frequency": [1, 3, 9], "monetary": [10.0, 100.0, 1000.0]}
+    )
+    fixed = {
+        "recency_days": [30, 60, 90, 180],
+        "frequency": [1, 2, 4, 8],
+        "monetary": [50, 100, 500, 900],
+    }
     s = rfm.score(df, rfm.fit_edges(df, 5, fixed), 5)
     assert s.r_score.tolist() == [5, 4, 1]
     assert s.f_score.tolist() == [1, 3, 5]

@@ -22,7 +22,11 @@ def test_yaml_config_maps_columns(tmp_path: Path):
     )
     cfg = load_config(p)
     assert cfg.columns.customer_id == "고객번호"
-    assert cfg.columns.as_dict() == {"customer_id": "고객번호", "invoice_date": "주문일자", "amount": "금액"}
+    assert cfg.columns.as_dict() == {
+        "customer_id": "고객번호",
+        "invoice_date": "주문일자",
+        "amount": "금액",
+    }
     assert cfg.read.date_format == "%Y%m%d"
 
 
@@ -61,5 +65,9 @@ def test_round_trip_through_dict():
 
 def test_standard4_switches_off_extra_rules():
     r = CleanRules.standard4()
-    assert (r.drop_missing_customer, r.cancellations, r.drop_non_positive_quantity) == (True, "drop", True)
+    assert (r.drop_missing_customer, r.cancellations, r.drop_non_positive_quantity) == (
+        True,
+        "drop",
+        True,
+    )
     assert not r.drop_duplicates and not r.drop_non_product

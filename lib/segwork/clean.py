@@ -31,7 +31,10 @@ REASON_LABELS: dict[str, dict[str, str]] = {
     "missing_amount": {"en": "Missing quantity or price", "ko": "수량·단가 없음"},
     "missing_customer": {"en": "Missing customer ID", "ko": "고객번호 없음"},
     "cancellation": {"en": "Cancellation or return", "ko": "취소·반품"},
-    "non_product_code": {"en": "Non-product code (postage, fees...)", "ko": "상품 아닌 코드(배송비·수수료 등)"},
+    "non_product_code": {
+        "en": "Non-product code (postage, fees...)",
+        "ko": "상품 아닌 코드(배송비·수수료 등)",
+    },
     "non_positive_quantity": {"en": "Quantity <= 0", "ko": "수량 0 이하"},
     "non_positive_price": {"en": "Price <= 0", "ko": "단가 0 이하"},
     "after_as_of": {"en": "After the as-of date", "ko": "기준일 이후"},
@@ -61,7 +64,9 @@ class Ledger:
         """Kept + dropped == read, for rows exactly and for revenue to the cent."""
         rows = self.rows_kept + sum(self.dropped_rows.values())
         if rows != self.rows_in:
-            raise AssertionError(f"ledger does not reconcile: {rows} rows accounted, {self.rows_in} read")
+            raise AssertionError(
+                f"ledger does not reconcile: {rows} rows accounted, {self.rows_in} read"
+            )
         revenue = self.revenue_kept + sum(self.dropped_revenue.values())
         if abs(revenue - self.revenue_in) > max(_CENT, 1e-12 * abs(self.revenue_in)):
             raise AssertionError(
@@ -142,7 +147,9 @@ def create_kept_view(
     con: duckdb.DuckDBPyConnection, source: str = "tx_classified", view: str = "tx_kept"
 ) -> None:
     """Kept lines, one per distinct line, for profiles and charts after the ledger is made."""
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source} WHERE reason IS NULL")
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source} WHERE reason IS NULL"
+    )
 
 
 def aggregate_by_customer(
@@ -206,6 +213,8 @@ def ledger_from_aggregate(con: duckdb.DuckDBPyConnection, table: str = "cust_rea
                 ledger.dropped_revenue["duplicate"] = float(rev_all or 0.0) - float(rev or 0.0)
         else:
             ledger.dropped_rows[reason] = ledger.dropped_rows.get(reason, 0) + int(n_rows)
-            ledger.dropped_revenue[reason] = ledger.dropped_revenue.get(reason, 0.0) + float(rev_all or 0.0)
+            ledger.dropped_revenue[reason] = ledger.dropped_revenue.get(reason, 0.0) + float(
+                rev_all or 0.0
+            )
     ledger.check()
     return ledger

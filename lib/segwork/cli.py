@@ -43,13 +43,42 @@ def build_parser() -> argparse.ArgumentParser:
         "synthetic shop.",
         formatter_class=fmt,
     )
-    r.add_argument("--data", metavar="PATH", default=None, help="CSV, Excel or Parquet of transactions (default: synthetic shop)")
-    r.add_argument("--config", metavar="FILE", default=None, help="YAML config: column mapping, read options, cleaning rules")
-    r.add_argument("--as-of", metavar="YYYY-MM-DD", default=None, help="date RFM is measured at (default: day after the latest kept transaction)")
-    r.add_argument("--out", metavar="DIR", default=None, help="output folder (default: reports/<YYYY-MM of the as-of date>/)")
-    r.add_argument("--lang", choices=("ko", "en"), default="ko", help="language of labels and reports")
-    r.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed for sampling and synthetic data")
-    r.add_argument("--synth-customers", type=int, default=DEFAULT_SYNTH_CUSTOMERS, help="customers in the synthetic shop when --data is absent")
+    r.add_argument(
+        "--data",
+        metavar="PATH",
+        default=None,
+        help="CSV, Excel or Parquet of transactions (default: synthetic shop)",
+    )
+    r.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="YAML config: column mapping, read options, cleaning rules",
+    )
+    r.add_argument(
+        "--as-of",
+        metavar="YYYY-MM-DD",
+        default=None,
+        help="date RFM is measured at (default: day after the latest kept transaction)",
+    )
+    r.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="output folder (default: reports/<YYYY-MM of the as-of date>/)",
+    )
+    r.add_argument(
+        "--lang", choices=("ko", "en"), default="ko", help="language of labels and reports"
+    )
+    r.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help="random seed for sampling and synthetic data"
+    )
+    r.add_argument(
+        "--synth-customers",
+        type=int,
+        default=DEFAULT_SYNTH_CUSTOMERS,
+        help="customers in the synthetic shop when --data is absent",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress messages")
     return parser
 

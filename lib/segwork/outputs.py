@@ -52,7 +52,9 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     )
 
 
-def segments_frame(table: pd.DataFrame, labels: dict[str, str], extra: pd.DataFrame | None = None) -> pd.DataFrame:
+def segments_frame(
+    table: pd.DataFrame, labels: dict[str, str], extra: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per customer in the documented column order; ``extra`` adds cluster columns."""
     out = table[["recency_days", "frequency", "monetary", "r_score", "f_score", "m_score"]].copy()
     out["monetary"] = out["monetary"].round(2)

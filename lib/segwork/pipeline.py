@@ -89,7 +89,7 @@ def compute_ledger_and_rfm(
         first = con.execute("SELECT min(invoice_date) FROM tx").fetchone()[0]
         if first is not None and as_of <= pd.Timestamp(first).date():
             raise SegworkInputError(
-                f"{path}: as-of date {as_of} is not after the first transaction "
+                f"{path}: as-of date {as_of} is on or before the first transaction "
                 f"({pd.Timestamp(first).date()}); pick a later --as-of"
             )
     clean.create_classified_view(con, cfg.clean, as_of)

@@ -38,7 +38,9 @@ def default_as_of(con: duckdb.DuckDBPyConnection, table: str = "cust_reason") ->
     return None if last is None else last + timedelta(days=1)
 
 
-def rfm_table(con: duckdb.DuckDBPyConnection, as_of: date, table: str = "cust_reason") -> pd.DataFrame:
+def rfm_table(
+    con: duckdb.DuckDBPyConnection, as_of: date, table: str = "cust_reason"
+) -> pd.DataFrame:
     """One row per customer with at least one kept purchase, indexed by ``customer_id``.
 
     recency_days: whole days from the last purchase's date to ``as_of``; frequency: distinct

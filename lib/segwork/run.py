@@ -12,14 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sklearn.base import clone
 
 from segwork import __version__
+from segwork.compare import METHOD_COLUMNS, ClusterConfig, ClusteringResult, run_clustering
 from segwork.errors import SegworkInputError
 from segwork.outputs import atomic_dir, segments_frame, write_json
 from segwork.pipeline import Prepared, Progress, prepare
 from segwork.rfm import edges_report
 from segwork.schema import Config, config_to_dict, load_config
 
+CLUSTER_COLUMNS = ("kmeans_cluster", "ward_cluster", "hdbscan_cluster", "hdbscan_probability")
 DEFAULT_SYNTH_CUSTOMERS = 5_000
 DEFAULT_SEED = 0
 
@@ -37,6 +40,10 @@ class RunParams:
     synth_customers: int = DEFAULT_SYNTH_CUSTOMERS
     data_cache: str = "data/synthetic"
     reports_root: str = "reports"
+    max_fit_size: int = 20_000  # Ward and HDBSCAN fit on a sample above this many customers
+    silhouette_sample: int = 10_000
+    stability_repeats: int = 3
+    clusters: bool = True
 
 
 def parse_as_of(text: str | None) -> date | None:
@@ -74,7 +81,9 @@ def load_truth(data_path: Path) -> pd.Series | None:
     return df.set_index(df["customer_id"].astype(str))["persona"]
 
 
-def build_summary(prep: Prepared, cfg: Config, params: RunParams, extra: dict[str, Any]) -> dict[str, Any]:
+def build_summary(
+    prep: Prepared, cfg: Config, params: RunParams, extra: dict[str, Any]
+) -> dict[str, Any]:
     """summary.json: ledger, customers, segment counts per method, params and timings."""
     labels = prep.segment_map.labels(params.lang)
     counts = prep.table["rfm_segment_id"].value_counts()
@@ -121,6 +130,28 @@ def build_summary(prep: Prepared, cfg: Config, params: RunParams, extra: dict[st
     }
 
 
+def cluster_config(params: RunParams) -> ClusterConfig:
+    """The clustering stage's configuration from run parameters."""
+    return ClusterConfig(
+        ward_max_fit_size=params.max_fit_size,
+        hdbscan_max_fit_size=params.max_fit_size,
+        silhouette_sample=params.silhouette_sample,
+        stability_repeats=params.stability_repeats,
+        seed=params.seed,
+    )
+
+
+def cluster(
+    prep: Prepared, params: RunParams, truth: pd.Series | None, say: Progress
+) -> ClusteringResult:
+    """K-Means, Ward and HDBSCAN on the RFM table, with the RFM segmenter in the same loop."""
+    ref = {"rfm": clone(prep.segmenter)}
+    with prep.timings.stage("clustering"):
+        return run_clustering(
+            prep.table, cluster_config(params), reference=ref, truth=truth, progress=say
+        )
+
+
 def run(params: RunParams, progress: Progress | None = None) -> Path:
     """Execute a run and publish OUT atomically; returns OUT. Bad input raises SegworkInputError."""
     say = progress or (lambda _msg: None)
@@ -131,14 +162,28 @@ def run(params: RunParams, progress: Progress | None = None) -> Path:
     as_of = parse_as_of(params.as_of)
     data = Path(params.data_path) if params.data_path else default_data(params, say)
     prep = prepare(data, cfg, as_of, progress=say)
-    out = Path(params.out_dir) if params.out_dir else Path(params.reports_root) / prep.as_of.strftime("%Y-%m")
-    say(f"as-of date {prep.as_of} ({'given' if prep.as_of_given else 'day after the latest kept transaction'})")
+    out = (
+        Path(params.out_dir)
+        if params.out_dir
+        else Path(params.reports_root) / prep.as_of.strftime("%Y-%m")
+    )
+    say(
+        f"as-of date {prep.as_of} ({'given' if prep.as_of_given else 'day after the latest kept transaction'})"
+    )
+    clus = cluster(prep, params, load_truth(data), say) if params.clusters else None
     timings = prep.timings
     with atomic_dir(out) as tmp, timings.stage("write"):
         say(f"writing {out}")
         labels = prep.segment_map.labels(params.lang)
-        segments_frame(prep.table, labels).to_csv(tmp / "segments.csv", index=False)
+        extra = clus.labels[list(CLUSTER_COLUMNS)] if clus else None
+        segments_frame(prep.table, labels, extra).to_csv(tmp / "segments.csv", index=False)
         summary = build_summary(prep, cfg, params, {})
+        if clus:
+            for method in METHOD_COLUMNS:
+                summary["segments"][method] = (
+                    clus.summary["methods"].get(method, {}).get("counts", {})
+                )
+            summary["clustering"] = clus.summary
         summary["timings"] = {k: round(v, 3) for k, v in timings.seconds.items()}
         summary["timings"]["total"] = round(time.perf_counter() - t0, 3)
         write_json(tmp / "summary.json", summary)
