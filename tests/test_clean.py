@@ -48,9 +48,9 @@ ROWS = [
 ]
 
 
-def ledger_for(rows, rules=CleanRules(), as_of=None):
+def ledger_for(rows, rules=None, as_of=None):
     con = tx_con(rows)
-    clean.create_classified_view(con, rules, as_of)
+    clean.create_classified_view(con, rules or CleanRules(), as_of)
     clean.aggregate_by_customer(con)
     return con, clean.ledger_from_aggregate(con)
 

@@ -9,6 +9,9 @@ Conventions shared by the three estimators (scikit-learn style):
   messages), ``status_`` (``"ok"`` or ``"degenerate"``).
 * Cluster ids are renumbered by size (0 = largest); HDBSCAN noise stays ``-1``.
 * A fixed ``random_state`` gives identical labels on every run.
+* ``n_threads`` (K-Means, Ward) caps BLAS/OpenMP threads during fit; 1 is the default because
+  on 3-D features thread overhead dominates (measured 2-10x slower with 2 threads on the
+  2-core CI box). ``None`` leaves the libraries' defaults.
 * Degenerate input (too few customers, identical features, all noise) never raises: everyone is
   labelled 0 (HDBSCAN: -1), ``status_ = "degenerate"`` and the reason is in ``notes_``.
 """
@@ -31,6 +34,7 @@ from sklearn.metrics import (
     calinski_harabasz_score,
     davies_bouldin_score,
 )
+from threadpoolctl import threadpool_limits
 
 from segwork.errors import SegworkInputError
 from segwork.features import FeatureBuilder, FeatureSpec
@@ -88,13 +92,13 @@ def _allocate(counts: np.ndarray, size: int) -> np.ndarray:
 
 
 def fast_silhouettes(
-    x: np.ndarray, labelings: Sequence[np.ndarray], chunk: int = 2048
+    x: np.ndarray, labelings: Sequence[np.ndarray], chunk: int = 1024
 ) -> list[float]:
     """Mean silhouette of several labelings of the same rows, computing distances only once.
 
-    Equal to ``sklearn.metrics.silhouette_score`` (euclidean): per-cluster distance sums come
-    from a chunked distance block times a one-hot matrix, which is why scoring k = 2..10 costs
-    about one silhouette instead of nine. Labelings with < 2 or > n-1 clusters score NaN.
+    Equal to ``sklearn.metrics.silhouette_score`` (euclidean, to ~1e-5: distances in float32):
+    per-cluster distance sums come from a chunked distance block times a one-hot matrix, so
+    scoring k = 2..10 costs about one silhouette instead of nine. Labelings with < 2 or > n-1 clusters score NaN.
     """
     n = len(x)
     codes, onehots, sizes = [], [], []
@@ -104,12 +108,18 @@ def fast_silhouettes(
         codes.append(code)
         onehots.append(np.eye(k, dtype=np.float64)[code])
         sizes.append(np.bincount(code, minlength=k).astype(np.float64))
-    big = np.hstack(onehots) if onehots else np.zeros((n, 0))
+    big = (np.hstack(onehots) if onehots else np.zeros((n, 0))).astype(np.float32)
     offsets = np.cumsum([0] + [o.shape[1] for o in onehots])
     sums = np.empty((n, big.shape[1]), dtype=np.float64)
-    sq = np.einsum("ij,ij->i", x, x)
+    xf = np.asarray(x, dtype=np.float32)
+    sq = np.einsum("ij,ij->i", xf, xf)
+    xt = np.ascontiguousarray(-2.0 * xf.T)
+    buf = np.empty((min(chunk, n), n), dtype=np.float32)  # reused: page faults are costly
     for s in range(0, n, chunk):
-        block = sq[s : s + chunk, None] - 2.0 * x[s : s + chunk] @ x.T + sq[None, :]
+        block = buf[: len(xf[s : s + chunk])]
+        np.matmul(xf[s : s + chunk], xt, out=block)
+        block += sq[s : s + chunk, None]
+        block += sq[None, :]
         np.maximum(block, 0.0, out=block)
         np.sqrt(block, out=block)
         sums[s : s + chunk] = block @ big
@@ -213,7 +223,9 @@ class _RFMSegmenter(ClusterMixin, BaseEstimator):
     def _degenerate(self, n: int, reason: str) -> None:
         """Label everyone with the fallback label and record why, instead of raising."""
         self.status_ = "degenerate"
-        self.notes_.append(f"{self._method_name}: {reason}; every customer gets label {self._noise_label}.")
+        self.notes_.append(
+            f"{self._method_name}: {reason}; every customer gets label {self._noise_label}."
+        )
         self.labels_ = np.full(n, self._noise_label, dtype=np.int64)
         self.n_clusters_ = 0 if self._noise_label < 0 else 1
         self.selection_ = {"status": "degenerate", "reason": reason}
@@ -265,6 +277,7 @@ class KMeansSegmenter(_RFMSegmenter):
         n_init: int = 3,
         max_iter: int = 300,
         random_state: int | None = 0,
+        n_threads: int | None = 1,
     ) -> None:
         self.features = features
         self.n_clusters = n_clusters
@@ -274,9 +287,15 @@ class KMeansSegmenter(_RFMSegmenter):
         self.n_init = n_init
         self.max_iter = max_iter
         self.random_state = random_state
+        self.n_threads = n_threads
 
     def fit(self, rfm: pd.DataFrame, y: object = None) -> KMeansSegmenter:
         """Choose k on a sample, fit on all customers, keep every score."""
+        with threadpool_limits(self.n_threads):
+            return self._fit(rfm)
+
+    def _fit(self, rfm: pd.DataFrame) -> KMeansSegmenter:
+        """The body of :meth:`fit`, run under the thread limit."""
         x = self._start(rfm)
         if not self._check_basic(x, 2):
             self.cluster_centers_ = x[:1].copy() if len(x) else np.zeros((0, x.shape[1]))
@@ -291,7 +310,9 @@ class KMeansSegmenter(_RFMSegmenter):
                 "final model fit on all customers."
             )
         fixed = self.n_clusters is not None
-        cands = [int(self.n_clusters)] if fixed else _k_candidates(self.k_range, n_distinct_rows(xs))
+        cands = (
+            [int(self.n_clusters)] if fixed else _k_candidates(self.k_range, n_distinct_rows(xs))
+        )
         cands = [k for k in cands if k <= n_distinct_rows(xs)]
         if not cands:
             self._degenerate(n, f"too few distinct customers for any k in {list(self.k_range)}")
@@ -331,11 +352,16 @@ class KMeansSegmenter(_RFMSegmenter):
         ks = sorted(fits)
         sil_idx = sample_indices(len(xs), self.silhouette_sample_size, self.random_state)
         sils = fast_silhouettes(xs[sil_idx], [fits[k].labels_[sil_idx] for k in ks])
-        scores: dict[str, Any] = {"k": ks, "silhouette": sils, "calinski_harabasz": [],
-                                  "davies_bouldin": [], "inertia": []}
+        scores: dict[str, Any] = {
+            "k": ks,
+            "silhouette": sils,
+            "calinski_harabasz": [],
+            "davies_bouldin": [],
+            "inertia": [],
+        }
         for k in ks:
             lab = fits[k].labels_
-            ok = len(np.unique(lab)) >= 2
+            ok = 2 <= len(np.unique(lab)) <= len(xs) - 1
             scores["calinski_harabasz"].append(calinski_harabasz_score(xs, lab) if ok else None)
             scores["davies_bouldin"].append(davies_bouldin_score(xs, lab) if ok else None)
             scores["inertia"].append(float(fits[k].inertia_))
@@ -374,6 +400,7 @@ class WardSegmenter(_RFMSegmenter):
         silhouette_sample_size: int = 10_000,
         strata_bins: int = 4,
         random_state: int | None = 0,
+        n_threads: int | None = 1,
     ) -> None:
         self.features = features
         self.n_clusters = n_clusters
@@ -383,9 +410,15 @@ class WardSegmenter(_RFMSegmenter):
         self.silhouette_sample_size = silhouette_sample_size
         self.strata_bins = strata_bins
         self.random_state = random_state
+        self.n_threads = n_threads
 
     def fit(self, rfm: pd.DataFrame, y: object = None) -> WardSegmenter:
         """Build the tree on (a stratified sample of) customers, cut it, assign the rest."""
+        with threadpool_limits(self.n_threads):
+            return self._fit(rfm)
+
+    def _fit(self, rfm: pd.DataFrame) -> WardSegmenter:
+        """The body of :meth:`fit`, run under the thread limit."""
         x = self._start(rfm)
         self.linkage_ = np.zeros((0, 4))
         if not self._check_basic(x, 2):
@@ -431,8 +464,11 @@ class WardSegmenter(_RFMSegmenter):
         z = self.linkage_
         if self.distance_threshold is not None:
             lab = fcluster(z, t=float(self.distance_threshold), criterion="distance") - 1
-            return lab, {"rule": "distance threshold", "distance_threshold": self.distance_threshold,
-                         "chosen_k": int(lab.max()) + 1}
+            return lab, {
+                "rule": "distance threshold",
+                "distance_threshold": self.distance_threshold,
+                "chosen_k": int(lab.max()) + 1,
+            }
         if self.n_clusters is not None:
             k = min(int(self.n_clusters), n_distinct_rows(xs))
             lab = fcluster(z, t=k, criterion="maxclust") - 1
@@ -525,11 +561,14 @@ class HDBSCANSegmenter(_RFMSegmenter):
                 f"placed by {self._assignment_text()}."
             )
         best, grid = self._search(xs)
-        self.selection_ = {"rule": "most clusters>=2, then highest DBCV, then least noise",
-                           "grid": grid, "n_fit_sample": len(idx)}
+        self.selection_ = {
+            "rule": "most clusters>=2, then highest DBCV, then least noise",
+            "grid": grid,
+            "n_fit_sample": len(idx),
+        }
         if best is None or best.labels_.max() < 0:
             self._degenerate(n, "no clusters found for any grid setting: every customer is noise")
-            self.selection_["grid"] = grid
+            self.selection_["grid"] = _jsonable(grid)
             return self
         self.model_ = best
         self.min_samples_used_ = int(best.min_samples)
@@ -566,7 +605,9 @@ class HDBSCANSegmenter(_RFMSegmenter):
     def _grid(self, n: int) -> list[tuple[float, int, int]]:
         """(mcs param, absolute min_cluster_size, min_samples) candidates for n fitted rows."""
         mcs_opts = (
-            [self.min_cluster_size] if self.min_cluster_size is not None else self.min_cluster_size_grid
+            [self.min_cluster_size]
+            if self.min_cluster_size is not None
+            else self.min_cluster_size_grid
         )
         ms_opts = [self.min_samples] if self.min_samples is not None else self.min_samples_grid
         out = []
@@ -593,8 +634,16 @@ class HDBSCANSegmenter(_RFMSegmenter):
             k = int(model.labels_.max()) + 1
             noise = float(np.mean(model.labels_ < 0))
             dbcv = float(model.relative_validity_) if k >= 1 else float("nan")
-            grid.append({"min_cluster_size": mcs, "min_cluster_size_param": m, "min_samples": ms,
-                         "n_clusters": k, "noise_share": noise, "dbcv": dbcv})
+            grid.append(
+                {
+                    "min_cluster_size": mcs,
+                    "min_cluster_size_param": m,
+                    "min_samples": ms,
+                    "n_clusters": k,
+                    "noise_share": noise,
+                    "dbcv": dbcv,
+                }
+            )
             key = (min(k, 2), dbcv if np.isfinite(dbcv) else -np.inf, -noise)
             if k >= 1 and (best_key is None or key > best_key):
                 best, best_key, self._chosen_mcs_param = model, key, m

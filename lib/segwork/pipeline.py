@@ -85,15 +85,16 @@ def compute_ledger_and_rfm(
     path: Path,
 ) -> tuple[clean.Ledger, date, pd.DataFrame]:
     """Classify, aggregate once, reconcile the ledger and build the RFM table as of a date."""
+    clean.create_classified_view(con, cfg.clean, as_of)
+    clean.aggregate_by_customer(con)
     if as_of is not None:
-        first = con.execute("SELECT min(invoice_date) FROM tx").fetchone()[0]
+        # earliest purchase of any line, whatever its drop reason: read off the small aggregate
+        first = con.execute("SELECT min(first_purchase) FROM cust_reason").fetchall()[0][0]
         if first is not None and as_of <= pd.Timestamp(first).date():
             raise SegworkInputError(
                 f"{path}: as-of date {as_of} is on or before the first transaction "
                 f"({pd.Timestamp(first).date()}); pick a later --as-of"
             )
-    clean.create_classified_view(con, cfg.clean, as_of)
-    clean.aggregate_by_customer(con)
     ledger = clean.ledger_from_aggregate(con)
     if ledger.rows_kept == 0 or ledger.customers_kept == 0:
         raise SegworkInputError(_no_rows_message(path, ledger))

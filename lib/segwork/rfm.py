@@ -22,13 +22,17 @@ SCORE_COLUMNS = {"recency_days": "r_score", "frequency": "f_score", "monetary": 
 
 def latest_purchase(con: duckdb.DuckDBPyConnection, table: str = "cust_reason") -> date | None:
     """Date of the latest kept purchase, or None when nothing was kept."""
-    ts = con.execute(f"SELECT max(last_purchase) FROM {table} WHERE reason IS NULL").fetchone()[0]
+    ts = con.execute(f"SELECT max(last_purchase) FROM {table} WHERE reason IS NULL").fetchall()[0][
+        0
+    ]
     return None if ts is None else pd.Timestamp(ts).date()
 
 
 def earliest_purchase(con: duckdb.DuckDBPyConnection, table: str = "cust_reason") -> date | None:
     """Date of the earliest kept purchase, or None when nothing was kept."""
-    ts = con.execute(f"SELECT min(first_purchase) FROM {table} WHERE reason IS NULL").fetchone()[0]
+    ts = con.execute(f"SELECT min(first_purchase) FROM {table} WHERE reason IS NULL").fetchall()[0][
+        0
+    ]
     return None if ts is None else pd.Timestamp(ts).date()
 
 

@@ -8,7 +8,7 @@ vectorised numpy plus pyarrow ``take``; no Python loop runs per customer or per 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,8 @@ TRANSACTION_SCHEMA = pa.schema(
         ("country", pa.string()),
     ]
 )
+#: Ground truth per customer; ``n_orders`` counts planned purchase orders, including the few
+#: whose customer ID is later lost (the missing-ID fault), so it can exceed the visible count.
 PERSONA_SCHEMA = pa.schema(
     [
         ("customer_id", pa.string()),
@@ -78,9 +80,9 @@ _NOUNS = (
     "DOORSTOP", "PHOTO FRAME", "NOTEBOOK", "MUG", "BOWL", "CANDLE", "CUSHION COVER",
     "SHOPPING BAG", "CLOCK", "TRINKET BOX", "COAT HANGER", "GARLAND", "WATER BOTTLE",
 )  # fmt: skip
-_MONTH_WEIGHT = np.array([0.75, 0.8, 0.9, 0.9, 0.95, 0.95, 0.95, 1.0, 1.15, 1.3, 1.7, 1.2])
-_WEEKDAY_WEIGHT = np.array([1.0, 1.1, 1.1, 1.2, 0.9, 0.25, 0.6])  # Monday first
-_HOUR_WEIGHT = np.array([1, 3, 6, 8, 9, 8, 7, 6, 4, 2, 1, 1, 0.5])  # 08:00 .. 20:00 opening
+_MONTH_WEIGHT = (0.75, 0.8, 0.9, 0.9, 0.95, 0.95, 0.95, 1.0, 1.15, 1.3, 1.7, 1.2)
+_WEEKDAY_WEIGHT = (1.0, 1.1, 1.1, 1.2, 0.9, 0.25, 0.6)  # Monday first
+_HOUR_WEIGHT = (1, 3, 6, 8, 9, 8, 7, 6, 4, 2, 1, 1, 0.5)  # 08:00 .. 20:00 opening
 _FIRST_HOUR = 8
 _US_PER_DAY = 86_400_000_000
 _INVOICES_PER_CUSTOMER = 100  # invoice numbers reserved per customer of a block (max 40+40+adj)
@@ -185,7 +187,9 @@ def _day_weights(spec: SynthSpec) -> np.ndarray:
     closed = ((month == 11) & np.isin(day_of_month, (25, 26))) | (
         (month == 0) & (day_of_month == 1)
     )
-    return np.where(closed, 0.0, _MONTH_WEIGHT[month] * _WEEKDAY_WEIGHT[weekday])
+    return np.where(
+        closed, 0.0, np.asarray(_MONTH_WEIGHT)[month] * np.asarray(_WEEKDAY_WEIGHT)[weekday]
+    )
 
 
 def _catalogue(spec: SynthSpec, rng: np.random.Generator) -> tuple[list[str], list[str]]:
@@ -225,7 +229,9 @@ def _shop(spec: SynthSpec) -> _Shop:
     )
 
 
-def _sample_days(rng: np.random.Generator, cum: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+def _sample_days(
+    rng: np.random.Generator, cum: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
     """Day indices in [lo, hi] drawn proportional to the day weights (inverse CDF)."""
     base = np.where(lo > 0, cum[np.maximum(lo - 1, 0)], 0.0)
     top = cum[hi]
@@ -281,7 +287,7 @@ def _customers(spec: SynthSpec, shop: _Shop, rng: np.random.Generator, n: int) -
 
 def _shop_seconds(rng: np.random.Generator, n: int) -> np.ndarray:
     """Seconds after midnight within opening hours, busiest around midday."""
-    hour_p = _HOUR_WEIGHT / _HOUR_WEIGHT.sum()
+    hour_p = np.asarray(_HOUR_WEIGHT) / sum(_HOUR_WEIGHT)
     hour = _FIRST_HOUR + rng.choice(hour_p.size, size=n, p=hour_p)
     return hour * 3600 + rng.integers(0, 3600, n)
 
@@ -330,7 +336,9 @@ def _purchase_lines(shop: _Shop, rng: np.random.Generator, cust: dict, orders: d
     return {"inv": order, "seq": seq, "pid": product, "name": product, "qty": qty, "price": price}
 
 
-def _returns(spec: SynthSpec, shop: _Shop, rng: np.random.Generator, orders: dict, lines: dict):
+def _returns(
+    spec: SynthSpec, shop: _Shop, rng: np.random.Generator, orders: dict, lines: dict
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Return invoices ('C' + number) 1-14 days after a share of orders, for part of its lines.
 
     Gives (per-return order index, timestamps, lines); line ``inv`` is the return's own index.
@@ -368,7 +376,9 @@ def _non_product_lines(
     return {"inv": inv, "seq": seq, "pid": code, "name": code, "qty": qty, "price": price}
 
 
-def _adjustments(spec: SynthSpec, shop: _Shop, rng: np.random.Generator, n_lines: int, n: int):
+def _adjustments(
+    spec: SynthSpec, shop: _Shop, rng: np.random.Generator, n_lines: int, n: int
+) -> tuple[np.ndarray, dict]:
     """Stock adjustments: own invoices, no customer, negative quantity, price 0 (timestamps, lines)."""
     m = min(rng.binomial(n_lines, spec.adjustment_rate), 10 * n)
     day = _sample_days(rng, shop.day_cum, np.zeros(m, np.int64), np.full(m, spec.n_days - 1))
@@ -385,7 +395,9 @@ def _adjustments(spec: SynthSpec, shop: _Shop, rng: np.random.Generator, n_lines
     return ts, lines
 
 
-def _missing_id_orders(spec: SynthSpec, rng: np.random.Generator, orders: dict, n_lines: int):
+def _missing_id_orders(
+    spec: SynthSpec, rng: np.random.Generator, orders: dict, n_lines: int
+) -> np.ndarray:
     """Orders whose customer ID is lost: middle orders only, so first/last purchase stay true."""
     elig = orders["middle"]
     elig_lines = orders["lines"][elig].sum()
@@ -415,50 +427,61 @@ def _block(spec: SynthSpec, shop: _Shop, block: int) -> tuple[pa.Table, pa.Table
     adj_ts, adj_lines = _adjustments(spec, shop, rng, n_lines, n)
     no_id = _missing_id_orders(spec, rng, orders, n_lines)
 
-    # Invoices: purchase orders, then returns, then adjustments; numbered in time order.
-    n_adj = adj_ts.size
-    inv_ts = np.concatenate([orders["ts"], c_ts, adj_ts])
-    owner = np.concatenate([orders["owner"], orders["owner"][c_order]])
-    inv_cust = np.concatenate(
-        [np.where(np.concatenate([no_id, no_id[c_order]]), -1, owner), np.full(n_adj, -1)]
-    )
-    inv_country = np.concatenate([cust["country"][owner], np.zeros(n_adj, np.int64)])
-    inv_cancel = np.arange(inv_ts.size) >= n_orders
-    inv_cancel[n_orders + c_order.size :] = False
-    rank = np.empty(inv_ts.size, np.int64)
-    rank[np.lexsort((np.arange(inv_ts.size), inv_ts))] = np.arange(inv_ts.size)
-
+    inv = _invoices(cust, orders, no_id, c_order, c_ts, adj_ts)
     lines = _concat([buys, c_lines, extra, adj_lines], [0, n_orders, 0, n_orders + c_order.size])
     dup_p = spec.duplicate_rate / (1 + spec.duplicate_rate)
-    take = np.concatenate(
-        [np.arange(lines["inv"].size), np.flatnonzero(rng.random(lines["inv"].size) < dup_p)]
-    )
-    rows = take[np.lexsort((lines["seq"][take], rank[lines["inv"][take]]))]
-    return _tables(
-        spec, shop, g0, cust, inv_ts, inv_cust, inv_country, inv_cancel, rank, lines, rows
-    )
+    n_all = lines["inv"].size
+    take = np.concatenate([np.arange(n_all), np.flatnonzero(rng.random(n_all) < dup_p)])
+    rows = take[np.lexsort((lines["seq"][take], inv["rank"][lines["inv"][take]]))]
+    return _tables(shop, g0, cust, inv, {k: v[rows] for k, v in lines.items()})
 
 
-def _tables(spec, shop, g0, cust, inv_ts, inv_cust, inv_country, inv_cancel, rank, lines, rows):
+def _invoices(
+    cust: dict,
+    orders: dict,
+    no_id: np.ndarray,
+    c_order: np.ndarray,
+    c_ts: np.ndarray,
+    adj_ts: np.ndarray,
+) -> dict:
+    """Invoice table: purchase orders, then returns, then adjustments; ranked by time."""
+    n_orders, n_adj = orders["ts"].size, adj_ts.size
+    ts = np.concatenate([orders["ts"], c_ts, adj_ts])
+    owner = np.concatenate([orders["owner"], orders["owner"][c_order]])
+    lost_id = np.concatenate([no_id, no_id[c_order]])
+    cancel = np.zeros(ts.size, bool)
+    cancel[n_orders : n_orders + c_order.size] = True
+    rank = np.empty(ts.size, np.int64)
+    rank[np.lexsort((np.arange(ts.size), ts))] = np.arange(ts.size)
+    return {
+        "ts": ts,
+        "cust": np.concatenate([np.where(lost_id, -1, owner), np.full(n_adj, -1)]),
+        "country": np.concatenate([cust["country"][owner], np.zeros(n_adj, np.int64)]),
+        "cancel": cancel,
+        "rank": rank,
+    }
+
+
+def _tables(shop: _Shop, g0: int, cust: dict, inv: dict, lines: dict) -> tuple[pa.Table, pa.Table]:
     """Arrow tables for a block: lines in invoice-number order, and the persona truth."""
     n = cust["persona"].size
-    inv = lines["inv"][rows]
-    inv_num = pc.cast(pa.array(1_000_000 + g0 * _INVOICES_PER_CUSTOMER + rank), pa.string())
+    at = lines["inv"]
+    number = pc.cast(pa.array(1_000_000 + g0 * _INVOICES_PER_CUSTOMER + inv["rank"]), pa.string())
     inv_id = pc.if_else(
-        pa.array(inv_cancel), pc.binary_join_element_wise("C", inv_num, ""), inv_num
+        pa.array(inv["cancel"]), pc.binary_join_element_wise("C", number, ""), number
     )
     cust_ids = pc.cast(pa.array(np.arange(g0, g0 + n) + 100_001), pa.string())
-    line_cust = inv_cust[inv]
+    line_cust = inv["cust"][at]
     trans = pa.table(
         {
-            "invoice_id": inv_id.take(pa.array(inv)),
+            "invoice_id": inv_id.take(pa.array(at)),
             "customer_id": cust_ids.take(pa.array(np.maximum(line_cust, 0), mask=line_cust < 0)),
-            "invoice_date": pa.array(inv_ts[inv], pa.timestamp("us")),
-            "quantity": pa.array(lines["qty"][rows], pa.int64()),
-            "unit_price": pa.array(lines["price"][rows], pa.float64()),
-            "product_id": shop.product_ids.take(pa.array(lines["pid"][rows])),
-            "product_name": shop.product_names.take(pa.array(lines["name"][rows])),
-            "country": shop.countries.take(pa.array(inv_country[inv])),
+            "invoice_date": pa.array(inv["ts"][at], pa.timestamp("us")),
+            "quantity": pa.array(lines["qty"], pa.int64()),
+            "unit_price": pa.array(lines["price"], pa.float64()),
+            "product_id": shop.product_ids.take(pa.array(lines["pid"])),
+            "product_name": shop.product_names.take(pa.array(lines["name"])),
+            "country": shop.countries.take(pa.array(inv["country"][at])),
         },
         schema=TRANSACTION_SCHEMA,
     )
@@ -480,7 +503,7 @@ def _tables(spec, shop, g0, cust, inv_ts, inv_cust, inv_country, inv_cancel, ran
     return trans, truth
 
 
-def _chunks(spec: SynthSpec, chunk_customers: int):
+def _chunks(spec: SynthSpec, chunk_customers: int) -> Iterator[tuple[pa.Table, pa.Table, int]]:
     """Yield (transactions, personas, customers done) per chunk of whole blocks."""
     shop = _shop(spec)
     per_chunk = max(1, -(-chunk_customers // spec.block_customers))
@@ -505,7 +528,10 @@ def write_synthetic(
     chunk_customers: int = 50_000,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Path, Path]:
-    """Write out_dir/transactions.parquet and out_dir/personas.parquet chunk by chunk (low RAM)."""
+    """Write out_dir/transactions.parquet and out_dir/personas.parquet chunk by chunk (low RAM).
+
+    ``chunk_customers`` is rounded up to whole blocks; the rows never depend on it.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_path, p_path = out / "transactions.parquet", out / "personas.parquet"
