@@ -91,7 +91,12 @@ def _random_rfm(n=500, seed=0):
 def test_segmenter_follows_sklearn_conventions():
     X = _random_rfm()
     seg = rfm.RFMSegmenter()
-    assert seg.get_params() == {"segment_map": "ko_crm10", "bins": 5, "fixed_edges": None}
+    assert seg.get_params() == {
+        "segment_map": "ko_crm10",
+        "bins": 5,
+        "fixed_edges": None,
+        "label_lang": None,
+    }
     seg2 = clone(seg).set_params(segment_map="classic11")
     assert seg2.fit(X) is seg2
     assert len(seg2.labels_) == len(X)
@@ -111,3 +116,12 @@ def test_predict_uses_fitted_edges():
 def test_segmenter_rejects_bins_the_map_does_not_cover():
     with pytest.raises(SegworkInputError, match="defined for 5 bins"):
         rfm.RFMSegmenter(bins=4).fit(_random_rfm())
+
+
+def test_label_lang_gives_display_names_for_the_same_cells():
+    X = _random_rfm()
+    ids = rfm.RFMSegmenter().fit(X).labels_
+    ko = rfm.RFMSegmenter(label_lang="ko").fit(X).labels_
+    names = rfm.load_map("ko_crm10").labels("ko")
+    assert [names[i] for i in ids] == list(ko)
+    assert "VIP" in set(ko) or "신규 고객" in set(ko)

@@ -86,7 +86,7 @@ def compute_ledger_and_rfm(
 ) -> tuple[clean.Ledger, date, pd.DataFrame]:
     """Classify, aggregate once, reconcile the ledger and build the RFM table as of a date."""
     clean.create_classified_view(con, cfg.clean, as_of)
-    clean.aggregate_by_customer(con)
+    clean.aggregate_by_customer(con, folded=cfg.clean.drop_duplicates)
     if as_of is not None:
         # earliest purchase of any line, whatever its drop reason: read off the small aggregate
         first = con.execute("SELECT min(first_purchase) FROM cust_reason").fetchall()[0][0]

@@ -146,7 +146,8 @@ class RFMSegmenter(ClusterMixin, BaseEstimator):
     """Assigns named RFM groups from scores using a segment map (data, not code).
 
     ``fit`` learns the bin edges on the RFM table; ``predict`` scores new customers with
-    those edges and looks the (r, f, m) cell up in the map. Labels are segment ids.
+    those edges and looks the (r, f, m) cell up in the map. Labels are segment ids, or the
+    display names in ``label_lang`` ("ko" or "en") when set, for tables a reader will see.
     """
 
     def __init__(
@@ -154,10 +155,12 @@ class RFMSegmenter(ClusterMixin, BaseEstimator):
         segment_map: str | SegmentMap = "ko_crm10",
         bins: int = 5,
         fixed_edges: dict[str, list[float]] | None = None,
+        label_lang: str | None = None,
     ) -> None:
         self.segment_map = segment_map
         self.bins = bins
         self.fixed_edges = fixed_edges
+        self.label_lang = label_lang
 
     def fit(self, X: pd.DataFrame, y: object = None) -> RFMSegmenter:
         """Learn edges and load the map; ``labels_`` holds each customer's segment id."""
@@ -170,10 +173,16 @@ class RFMSegmenter(ClusterMixin, BaseEstimator):
             )
         self.edges_ = fit_edges(X, self.bins, self.fixed_edges)
         self.scores_ = score(X, self.edges_, self.bins)
-        self.labels_ = self.map_.assign(self.scores_)
+        self.labels_ = self._name(self.map_.assign(self.scores_))
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Segment ids for customers scored with the fitted edges."""
+        """Segment ids (or names) for customers scored with the fitted edges."""
         check_is_fitted(self, "edges_")
-        return self.map_.assign(score(X, self.edges_, self.bins))
+        return self._name(self.map_.assign(score(X, self.edges_, self.bins)))
+
+    def _name(self, ids: np.ndarray) -> np.ndarray:
+        if self.label_lang is None:
+            return ids
+        names = self.map_.labels(self.label_lang)
+        return np.array([names[i] for i in ids], dtype=object)
