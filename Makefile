@@ -29,6 +29,8 @@ test: $(STAMP)  ## lint, then the whole test suite (UCI tests run when SEGWORK_U
 	$(BIN)/ruff check lib tests bench
 	$(BIN)/ruff format --check lib tests bench
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval notebooks/ --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg
 
 lint: $(STAMP)  ## ruff check
 	$(BIN)/ruff check lib tests bench

@@ -6,13 +6,17 @@ Exit codes: 0 success, 2 bad input (one line on stderr), 1 a failed report stage
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
 
 from segwork import __version__
 from segwork.errors import SegworkInputError
+from segwork.report import ReportError
 from segwork.run import DEFAULT_SEED, DEFAULT_SYNTH_CUSTOMERS, RunParams, run
+
+PSEUDONYM_ENV = "SEGWORK_PSEUDONYM_KEY"
 
 
 def _progress(quiet: bool):
@@ -79,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_SYNTH_CUSTOMERS,
         help="customers in the synthetic shop when --data is absent",
     )
+    r.add_argument(
+        "--pseudonymise",
+        action="store_true",
+        help=f"show keyed hashes instead of customer IDs in report files (key: ${PSEUDONYM_ENV}); "
+        "segments.csv keeps the real IDs",
+    )
+    r.add_argument("--no-report", action="store_true", help="skip the notebooks and HTML report")
     r.add_argument("--quiet", action="store_true", help="no progress messages")
     return parser
 
@@ -97,12 +108,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lang=args.lang,
                 seed=args.seed,
                 synth_customers=args.synth_customers,
+                report=not args.no_report,
+                pseudonymise=args.pseudonymise,
             )
-            out = run(params, progress=say)
+            key = os.environ.get(PSEUDONYM_ENV, "")
+            if args.pseudonymise and not key:
+                raise SegworkInputError(
+                    f"--pseudonymise needs a secret key in the environment variable {PSEUDONYM_ENV}"
+                )
+            out = run(params, progress=say, pseudonym_key=key.encode("utf-8") or None)
             say(f"done: {out}")
     except SegworkInputError as exc:
         print(f"segwork: {exc}", file=sys.stderr)
         return 2
+    except ReportError as exc:
+        print(f"segwork: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import sys
 import time
@@ -15,6 +16,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from segwork import __version__
+from segwork.artifacts import write_artifacts
 from segwork.compare import METHOD_COLUMNS, ClusterConfig, ClusteringResult, run_clustering
 from segwork.errors import SegworkInputError
 from segwork.outputs import atomic_dir, segments_frame, write_json
@@ -44,6 +46,10 @@ class RunParams:
     silhouette_sample: int = 10_000
     stability_repeats: int = 3
     clusters: bool = True
+    report: bool = True  # execute the notebooks and write the HTML report
+    pseudonymise: bool = False  # report files show keyed hashes instead of customer IDs
+    workers: int = 2  # notebooks executed at the same time
+    notebooks_dir: str | None = None  # default: the project's notebooks/
 
 
 def parse_as_of(text: str | None) -> date | None:
@@ -145,46 +151,120 @@ def cluster(
     prep: Prepared, params: RunParams, truth: pd.Series | None, say: Progress
 ) -> ClusteringResult:
     """K-Means, Ward and HDBSCAN on the RFM table, with the RFM segmenter in the same loop."""
-    ref = {"rfm": clone(prep.segmenter)}
+    ref = {"rfm": clone(prep.segmenter).set_params(label_lang=params.lang)}
     with prep.timings.stage("clustering"):
         return run_clustering(
             prep.table, cluster_config(params), reference=ref, truth=truth, progress=say
         )
 
 
-def run(params: RunParams, progress: Progress | None = None) -> Path:
-    """Execute a run and publish OUT atomically; returns OUT. Bad input raises SegworkInputError."""
+def start(params: RunParams, progress: Progress | None = None) -> tuple[Config, Path, Prepared]:
+    """Validate parameters, read, clean and score RFM: everything before clustering."""
     say = progress or (lambda _msg: None)
     if params.lang not in ("ko", "en"):
         raise SegworkInputError(f"--lang: '{params.lang}' is not supported; use ko or en")
-    t0 = time.perf_counter()
     cfg = load_config(params.config_path)
     as_of = parse_as_of(params.as_of)
     data = Path(params.data_path) if params.data_path else default_data(params, say)
     prep = prepare(data, cfg, as_of, progress=say)
-    out = (
-        Path(params.out_dir)
-        if params.out_dir
-        else Path(params.reports_root) / prep.as_of.strftime("%Y-%m")
-    )
     say(
         f"as-of date {prep.as_of} ({'given' if prep.as_of_given else 'day after the latest kept transaction'})"
     )
+    return cfg, data, prep
+
+
+def full_summary(
+    prep: Prepared, cfg: Config, params: RunParams, clus: ClusteringResult | None, t0: float
+) -> dict[str, Any]:
+    """summary.json with the clustering results (when given) and timings so far."""
+    summary = build_summary(prep, cfg, params, {})
+    if clus:
+        for method in METHOD_COLUMNS:
+            summary["segments"][method] = clus.summary["methods"].get(method, {}).get("counts", {})
+        summary["clustering"] = clus.summary
+    summary["timings"] = {k: round(v, 3) for k, v in prep.timings.seconds.items()}
+    summary["timings"]["total"] = round(time.perf_counter() - t0, 3)
+    return summary
+
+
+def compute(
+    params: RunParams, progress: Progress | None = None
+) -> tuple[Prepared, ClusteringResult | None, dict[str, Any]]:
+    """Everything a run computes (ledger, RFM, clusters) and its summary; nothing is written."""
+    say = progress or (lambda _msg: None)
+    t0 = time.perf_counter()
+    cfg, data, prep = start(params, say)
     clus = cluster(prep, params, load_truth(data), say) if params.clusters else None
+    return prep, clus, full_summary(prep, cfg, params, clus, t0)
+
+
+def out_folder(params: RunParams, prep: Prepared) -> Path:
+    """OUT: ``--out`` or ``reports/<YYYY-MM of the as-of date>/``."""
+    if params.out_dir:
+        return Path(params.out_dir)
+    return Path(params.reports_root) / prep.as_of.strftime("%Y-%m")
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """write_json through a temporary file, so a notebook reading it never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write_json(tmp, data)
+    os.replace(tmp, path)
+
+
+def run(
+    params: RunParams, progress: Progress | None = None, pseudonym_key: bytes | None = None
+) -> Path:
+    """Execute a run and publish OUT atomically; returns OUT. Bad input raises SegworkInputError.
+
+    With ``params.report`` the notebooks that need no clusters start as soon as the RFM
+    artefacts exist and run while the clusters are fitted; the rest follow. A failing notebook
+    raises :class:`segwork.report.ReportError` and OUT keeps its earlier content.
+    """
+    say = progress or (lambda _msg: None)
+    if params.pseudonymise and not pseudonym_key:
+        raise SegworkInputError("--pseudonymise needs a key: set SEGWORK_PSEUDONYM_KEY")
+    t0 = time.perf_counter()
+    if params.report:
+        from segwork.report import prewarm
+
+        prewarm()
+    cfg, data, prep = start(params, say)
+    out = out_folder(params, prep)
+    key = pseudonym_key if params.pseudonymise else None
     timings = prep.timings
-    with atomic_dir(out) as tmp, timings.stage("write"):
-        say(f"writing {out}")
-        labels = prep.segment_map.labels(params.lang)
-        extra = clus.labels[list(CLUSTER_COLUMNS)] if clus else None
-        segments_frame(prep.table, labels, extra).to_csv(tmp / "segments.csv", index=False)
-        summary = build_summary(prep, cfg, params, {})
-        if clus:
-            for method in METHOD_COLUMNS:
-                summary["segments"][method] = (
-                    clus.summary["methods"].get(method, {}).get("counts", {})
-                )
-            summary["clustering"] = clus.summary
+    with atomic_dir(out) as tmp:
+        session = None
+        if params.report:
+            from segwork.report import ReportSession
+
+            with timings.stage("write"):
+                write_json_atomic(tmp / "summary.json", full_summary(prep, cfg, params, None, t0))
+                write_artifacts(tmp, prep, None, pseudonym_key=key)
+            session = ReportSession(tmp, params, say, out.parent / f".failed-{out.name}")
+            session.submit(early=True)
+        clus = cluster(prep, params, load_truth(data), say) if params.clusters else None
+        with timings.stage("write"):
+            say(f"writing {out}")
+            labels = prep.segment_map.labels(params.lang)
+            extra = clus.labels[list(CLUSTER_COLUMNS)] if clus else None
+            segments_frame(prep.table, labels, extra).to_csv(tmp / "segments.csv", index=False)
+            summary = full_summary(prep, cfg, params, clus, t0)
+            write_json_atomic(tmp / "summary.json", summary)
+            if session is not None and not session.failed:
+                write_artifacts(tmp, prep, clus, pseudonym_key=key)
+        if session is not None:
+            with timings.stage("report"):
+                if not session.failed:
+                    session.submit(early=False)
+                results = session.finish()
         summary["timings"] = {k: round(v, 3) for k, v in timings.seconds.items()}
         summary["timings"]["total"] = round(time.perf_counter() - t0, 3)
+        if session is not None:
+            summary["timings"]["notebooks"] = {r.name: round(r.seconds, 3) for r in results}
         write_json(tmp / "summary.json", summary)
+    if params.report:
+        from segwork.report import write_reports_index
+
+        write_reports_index(out.parent, Path(params.reports_root), say)
     return out

@@ -1,0 +1,223 @@
+"""report.py: the rendered report (pages, escaping, pseudonyms, failures, month index) and UCI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from segwork.cli import main
+from segwork.report import ledger_table, month_entries
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAD = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+XSS_ID = "<script>alert(1)</script>"
+XSS_PRODUCT = "<img src=x onerror=alert(2)>"
+PAGES = ("01_eda", "02_rfm_segments", "03_clusters", "04_compare_and_profile")
+BROWSER = Path("/usr/bin/chromium")
+
+
+def crafted_csv(path: Path, n_customers: int = 60) -> Path:
+    """Small UCI-layout file whose biggest customer ID and a product name hold HTML."""
+    lines = []
+    for c in range(n_customers):
+        cid = f'"{XSS_ID}"' if c == n_customers - 1 else f"K{1000 + c}Z"
+        for o in range(1 + c % 6):
+            day = 1 + (c * 7 + o * 3) % 27
+            name, qty = (XSS_PRODUCT, 50) if o == 0 else (f"Mug {o}", 1 + o)
+            lines.append(
+                f"{c}{o},P{o},{name},{qty},2024-0{1 + o % 3}-{day:02d} 10:00,{2.5 + c},{cid},UK"
+            )
+    path.write_text(HEAD + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def report_files(out: Path) -> list[Path]:
+    """Every file of a run folder that belongs to the report (not segments.csv)."""
+    return [p for p in out.rglob("*") if p.is_file() and p.name != "segments.csv"]
+
+
+def external_urls(html: str) -> list[str]:
+    """src/href/url() values that would fetch from the network."""
+    pat = r"""(?:src|href)\s*=\s*["']?(https?:)?//[^"'\s>]+|url\(\s*["']?(?:https?:)?//[^)]+\)"""
+    return [m.group(0) for m in re.finditer(pat, html, flags=re.IGNORECASE)]
+
+
+@pytest.fixture(scope="module")
+def crafted_report(tmp_path_factory) -> Path:
+    """One full report on the crafted CSV, pseudonymised."""
+    tmp = tmp_path_factory.mktemp("crafted")
+    data = crafted_csv(tmp / "orders.csv")
+    out = tmp / "out"
+    env = {**os.environ, "SEGWORK_PSEUDONYM_KEY": "test-key"}
+    res = subprocess.run(
+        [sys.executable, "-m", "segwork", "run", "--data", str(data), "--out", str(out),
+         "--lang", "en", "--pseudonymise", "--quiet"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out
+
+
+def test_every_page_exists_self_contained_and_without_traceback(crafted_report):
+    out = crafted_report
+    for name in PAGES:
+        assert (out / f"{name}.ipynb").is_file()
+        html = (out / f"{name}.html").read_text(encoding="utf-8")
+        assert "Traceback" not in html
+        assert external_urls(html) == [], name
+        assert "data:image/png;base64," in html
+        assert "sr.load_or_build" not in html  # code hidden
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert external_urls(index) == []
+    for name in PAGES:
+        assert f'href="{name}.html"' in index
+
+
+def test_data_strings_are_escaped_everywhere(crafted_report):
+    for page in crafted_report.glob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        assert "<script>alert" not in text and "<img src=x" not in text, page.name
+    eda = (crafted_report / "01_eda.html").read_text(encoding="utf-8")
+    assert "&lt;img src=x onerror=alert(2)&gt;" in eda  # shown as text in the top-products table
+
+
+def test_pseudonymise_hides_ids_in_report_but_not_in_segments_csv(crafted_report):
+    for p in report_files(crafted_report):
+        raw = p.read_bytes()
+        assert b"alert(1)" not in raw, p
+        assert re.search(rb"K10\d\dZ", raw) is None, p
+    seg = (crafted_report / "segments.csv").read_text(encoding="utf-8")
+    assert XSS_ID in seg and "\nK1003Z," in seg
+    rfm = (crafted_report / "02_rfm_segments.ipynb").read_text(encoding="utf-8")
+    assert re.search(r"\b[0-9a-f]{16}\b", rfm)  # keyed hashes in the top-customers table
+
+
+def test_pseudonymise_without_key_exits_2(tmp_path):
+    data = crafted_csv(tmp_path / "orders.csv", 10)
+    env = {k: v for k, v in os.environ.items() if k != "SEGWORK_PSEUDONYM_KEY"}
+    res = subprocess.run(
+        [sys.executable, "-m", "segwork", "run", "--data", str(data), "--out", str(tmp_path / "o"),
+         "--pseudonymise", "--quiet"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and "SEGWORK_PSEUDONYM_KEY" in res.stderr
+
+
+def test_failing_notebook_exits_1_keeps_it_and_leaves_old_report(tmp_path, capsys):
+    data = crafted_csv(tmp_path / "orders.csv", 30)
+    out = tmp_path / "reports" / "2024-04"
+    args = ["run", "--data", str(data), "--out", str(out), "--no-report", "--quiet"]
+    assert main(args) == 0
+    before = (out / "summary.json").read_bytes()
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    shutil.copy(ROOT / "notebooks" / "02_rfm_segments.ipynb", nbs)
+    broken = nbformat.read(ROOT / "notebooks" / "01_eda.ipynb", as_version=4)
+    broken.cells.insert(4, nbformat.v4.new_code_cell("raise ValueError('planted failure')"))
+    nbformat.write(broken, nbs / "01_eda.ipynb")
+    from segwork.report import ReportError
+    from segwork.run import RunParams, run
+
+    params = RunParams(data_path=str(data), out_dir=str(out), notebooks_dir=str(nbs), lang="en")
+    with pytest.raises(ReportError, match=r"01_eda failed at cell .*ValueError: planted failure"):
+        run(params)
+    failed = tmp_path / "reports" / ".failed-2024-04"
+    kept = nbformat.read(failed / "01_eda.ipynb", as_version=4)
+    assert any(o.get("ename") == "ValueError" for c in kept.cells for o in c.get("outputs", []))
+    assert "planted failure" in (failed / "01_eda.html").read_text(encoding="utf-8")
+    assert (out / "summary.json").read_bytes() == before
+    assert not (out / "index.html").exists()
+
+
+def test_two_months_are_listed_on_the_reports_index(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = crafted_csv(tmp_path / "orders.csv", 30)
+    for as_of in ("2024-03-01", "2024-04-01"):
+        assert main(["run", "--data", str(data), "--as-of", as_of, "--lang", "ko", "--quiet"]) == 0
+    months = month_entries(tmp_path / "reports")
+    assert [m["folder"] for m in months] == ["2024-04", "2024-03"]
+    index = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")
+    assert 'href="2024-03/index.html"' in index and 'href="2024-04/index.html"' in index
+
+
+def test_ledger_table_reconciles():
+    ledger = {"rows_in": 10, "rows_kept": 7, "revenue_in": 100.0, "revenue_kept": 80.0,
+              "dropped": {"cancellation": {"rows": 3, "revenue": 20.0}}}  # fmt: skip
+    t = ledger_table(ledger, "en")
+    assert list(t["Rows"]) == [10, -3, 7] and list(t["Share of rows (%)"]) == [100.0, 30.0, 70.0]
+    assert t["Rows"].iloc[0] + t["Rows"].iloc[1] == t["Rows"].iloc[2]
+
+
+# --------------------------------------------------------------------------- real data
+
+
+@pytest.fixture(scope="module")
+def uci_report(uci_parquet, tmp_path_factory) -> Path:
+    """The full report on the shared UCI data, in Korean."""
+    out = tmp_path_factory.mktemp("uci") / "out"
+    res = subprocess.run(
+        [sys.executable, "-m", "segwork", "run", "--data", str(uci_parquet), "--out", str(out),
+         "--lang", "ko", "--quiet"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out
+
+
+@pytest.mark.uci
+@pytest.mark.slow
+def test_uci_report_pages_and_ledger(uci_report):
+    summary = json.loads((uci_report / "summary.json").read_text(encoding="utf-8"))
+    index = (uci_report / "index.html").read_text(encoding="utf-8")
+    led = summary["ledger"]
+    assert f'data-rows-in="{led["rows_in"]}"' in index
+    assert f'data-rows-kept="{led["rows_kept"]}"' in index
+    for d in led["dropped"].values():
+        assert f'data-dropped="{d["rows"]}"' in index
+    assert f"{summary['customers']:,}" in index
+    for name in PAGES:
+        html = (uci_report / f"{name}.html").read_text(encoding="utf-8")
+        assert "Traceback" not in html, name
+        assert external_urls(html) == [], name
+    assert "report" in summary["timings"]
+
+
+@pytest.mark.uci
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not BROWSER.exists() and not os.environ.get("CI"), reason="no /usr/bin/chromium"
+)
+def test_uci_index_renders_in_headless_chromium(uci_report, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    errors: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(BROWSER),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )  # fmt: skip
+        page = browser.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
+        for name in ("index", "02_rfm_segments"):
+            page.goto((uci_report / f"{name}.html").as_uri(), wait_until="load")
+            broken = page.evaluate(
+                "[...document.images].filter(i => !i.complete || i.naturalWidth === 0).length"
+            )
+            assert broken == 0, name
+            assert page.evaluate("document.fonts.check('16px SegworkNanumGothic', '고객')")
+            page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+        images = page.evaluate("document.images.length")
+        browser.close()
+    assert errors == []
+    assert images >= 2  # the notebook page embeds its charts
