@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import platform
 import sys
@@ -64,9 +65,14 @@ def parse_as_of(text: str | None) -> date | None:
 
 def default_data(params: RunParams, progress: Progress) -> Path:
     """The seeded synthetic shop, written once into the cache folder and reused afterwards."""
+    from segwork import synth
     from segwork.synth import SynthSpec, write_synthetic
 
-    folder = Path(params.data_cache) / f"shop-{params.synth_customers}c-seed{params.seed}"
+    # The generator's own source is part of the key: a change to synth.py makes new data,
+    # never a stale cache that nbval would replay.
+    code = hashlib.sha256(Path(synth.__file__).read_bytes()).hexdigest()[:10]
+    name = f"shop-{params.synth_customers}c-seed{params.seed}-{code}"
+    folder = Path(params.data_cache) / name
     tx = folder / "transactions.parquet"
     if tx.is_file() and (folder / "personas.parquet").is_file():
         return tx
@@ -74,7 +80,9 @@ def default_data(params: RunParams, progress: Progress) -> Path:
     spec = SynthSpec(n_customers=params.synth_customers, seed=params.seed)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with atomic_dir(folder) as tmp:
-        write_synthetic(tmp, spec)
+        write_synthetic(
+            tmp, spec, progress=lambda done, total: progress(f"  {done:,} / {total:,} customers")
+        )
     return tx
 
 
