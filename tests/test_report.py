@@ -222,3 +222,45 @@ def test_uci_index_renders_in_headless_chromium(uci_report, tmp_path):
         browser.close()
     assert errors == []
     assert images >= 2  # the notebook page embeds its charts
+
+
+def test_truth_sentence_names_the_best_method_and_the_bar():
+    from segwork.report import headline_comparison, truth_sentence
+
+    summary = {
+        "clustering": {
+            "truth": {
+                "ari_vs_truth": {"kmeans": 0.93, "ward": 0.71, "hdbscan": 0.5, "rfm": 0.49},
+                "best_method": "kmeans",
+                "best_ari": 0.93,
+                "any_reaches_0_8": True,
+            }
+        }
+    }
+    en = truth_sentence(summary, "en")
+    assert en == (
+        "ARI against the planted personas: kmeans 0.93, ward 0.71, hdbscan 0.50; "
+        "best is kmeans (0.93, reaches 0.8)"
+    )
+    assert "0.8 이상 달성" in truth_sentence(summary, "ko")
+    assert headline_comparison(summary, "en")[-1] == en
+    assert truth_sentence({"clustering": {}}, "en") is None
+
+
+def test_cluster_count_table_puts_noise_first_and_fills_gaps():
+    from types import SimpleNamespace
+
+    from segwork.report import cluster_count_table
+
+    art = SimpleNamespace(
+        summary={
+            "segments": {
+                "kmeans": {"0": 5, "1": 3},
+                "hdbscan": {"noise": 2, "0": 4, "10": 1, "2": 1},
+            }
+        }
+    )
+    t = cluster_count_table(art, "en")
+    assert list(t.index) == ["noise", "0", "1", "2", "10"]
+    assert t.loc["noise", "kmeans"] == 0 and t.loc["noise", "hdbscan"] == 2
+    assert t["kmeans"].sum() == 8 and t["hdbscan"].sum() == 8

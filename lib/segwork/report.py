@@ -383,6 +383,16 @@ def cluster_counts(art: Artifacts) -> dict[str, dict[str, int]]:
     }
 
 
+def cluster_count_table(art: Artifacts, lang: str) -> pd.DataFrame:
+    """Customers per cluster as a table: one row per cluster, one column per method."""
+    counts = cluster_counts(art)
+    table = pd.DataFrame(counts).fillna(0).astype("int64")
+    order = sorted(table.index, key=lambda c: (c != "noise", int(c) if c.isdigit() else -1))
+    table = table.loc[order]
+    table.index.name = "군집" if _ko(lang) else "cluster"
+    return table
+
+
 def notes(art: Artifacts) -> pd.DataFrame:
     """Plain-English notes the methods left (sampling, degenerate fits)."""
     rows = [(m, n) for m in METHODS for n in method(art, m).get("notes", [])]
@@ -467,8 +477,23 @@ def truth_table(art: Artifacts) -> pd.DataFrame:
     return pd.DataFrame({"ari_vs_truth": truth["ari_vs_truth"]}).round(3)
 
 
+def truth_sentence(summary: Mapping[str, Any], lang: str) -> str | None:
+    """Which method best recovers the planted personas (synthetic data only), and whether >= 0.8."""
+    truth = summary.get("clustering", {}).get("truth")
+    if not truth or not truth.get("best_method"):
+        return None
+    scores = truth["ari_vs_truth"]
+    listed = ", ".join(f"{m} {scores[m]:.2f}" for m in METHODS if m in scores)
+    best, ari = truth["best_method"], truth["best_ari"]
+    if _ko(lang):
+        verdict = "0.8 이상 달성" if truth.get("any_reaches_0_8") else "0.8 미달"
+        return f"심어 둔 페르소나 대비 ARI: {listed}; 가장 잘 찾은 방법은 {best} ({ari:.2f}, {verdict})"
+    verdict = "reaches 0.8" if truth.get("any_reaches_0_8") else "below 0.8"
+    return f"ARI against the planted personas: {listed}; best is {best} ({ari:.2f}, {verdict})"
+
+
 def headline_comparison(summary: Mapping[str, Any], lang: str) -> list[str]:
-    """One sentence per clustering method: clusters, agreement with RFM groups, stability."""
+    """One sentence per clustering method (clusters, agreement with RFM, stability) + the truth."""
     clus = summary.get("clustering", {})
     ari = clus.get("agreement", {}).get("ari", {})
     out = []
@@ -488,7 +513,8 @@ def headline_comparison(summary: Mapping[str, Any], lang: str) -> list[str]:
             out.append(
                 f"{m}: {s.get('n_clusters', 0)} clusters, agreement with RFM groups (ARI) {a_txt}, stability {st_txt}"
             )
-    return out
+    truth = truth_sentence(summary, lang)
+    return [*out, truth] if truth else out
 
 
 # --------------------------------------------------------------------------- execution
