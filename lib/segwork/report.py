@@ -618,6 +618,8 @@ def _run_one(
             progress_bar=False,
             log_output=False,
             request_save_on_cell_execute=False,
+            # ipykernel warns on every start that local TCP is unencrypted: noise for analysts
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except pm.PapermillExecutionError as exc:
         error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}".strip()
