@@ -29,9 +29,25 @@ def _progress(quiet: bool):
     return say
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends '(default: X)' unless the help already says its default or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default:" in text
+            or default is None
+            or default is False
+            or default == argparse.SUPPRESS
+        ):
+            return text
+        return super()._get_help_string(action) or text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``segwork`` parser with every option and its default in the help."""
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _HelpFormatter
     parser = argparse.ArgumentParser(
         prog="segwork",
         description="Customer segmentation from transactions: ledger, RFM segments, clusters, reports.",
@@ -57,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config",
         metavar="FILE",
         default=None,
-        help="YAML config: column mapping, read options, cleaning rules",
+        help="YAML config: column mapping, read options, cleaning rules (default: none; known layouts need none)",
     )
     r.add_argument(
         "--as-of",
