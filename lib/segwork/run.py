@@ -95,9 +95,7 @@ def load_truth(data_path: Path) -> pd.Series | None:
     return df.set_index(df["customer_id"].astype(str))["persona"]
 
 
-def build_summary(
-    prep: Prepared, cfg: Config, params: RunParams, extra: dict[str, Any]
-) -> dict[str, Any]:
+def build_summary(prep: Prepared, cfg: Config, params: RunParams) -> dict[str, Any]:
     """summary.json: ledger, customers, segment counts per method, params and timings."""
     labels = prep.segment_map.labels(params.lang)
     counts = prep.table["rfm_segment_id"].value_counts()
@@ -135,12 +133,8 @@ def build_summary(
             "edges": edges_report(prep.segmenter.edges_),
             "groups": segs,
         },
-        "params": {
-            **{k: v for k, v in dataclasses.asdict(params).items()},
-            "config": config_to_dict(cfg),
-        },
+        "params": {**dataclasses.asdict(params), "config": config_to_dict(cfg)},
         "environment": {"python": platform.python_version(), "platform": sys.platform},
-        **extra,
     }
 
 
@@ -185,7 +179,7 @@ def full_summary(
     prep: Prepared, cfg: Config, params: RunParams, clus: ClusteringResult | None, t0: float
 ) -> dict[str, Any]:
     """summary.json with the clustering results (when given) and timings so far."""
-    summary = build_summary(prep, cfg, params, {})
+    summary = build_summary(prep, cfg, params)
     if clus:
         for method in METHOD_COLUMNS:
             summary["segments"][method] = clus.summary["methods"].get(method, {}).get("counts", {})
