@@ -1,14 +1,30 @@
-"""K-Means / Ward / HDBSCAN segmenters: selection, sampled assignment, determinism, degenerate input."""
+"""Segmenters: selection, sampled assignment, determinism, degenerate input, scikit-learn conventions."""
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
+from typing import Any
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score, silhouette_score
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.utils.estimator_checks import (
+    check_do_not_raise_errors_in_init_or_set_params,
+    check_estimator_cloneable,
+    check_estimator_repr,
+    check_estimators_unfitted,
+    check_get_params_invariance,
+    check_mixin_order,
+    check_no_attributes_set_in_init,
+    check_parameters_default_constructible,
+    check_set_params,
+)
 
 from segwork.cluster import (
     HDBSCANSegmenter,
@@ -18,6 +34,8 @@ from segwork.cluster import (
     grid_stratified_sample,
     nearest_centroid,
 )
+from segwork.features import FeatureBuilder
+from segwork.rfm import RFMSegmenter
 
 CENTERS = np.array([[3, 30, 9000.0], [30, 8, 900.0], [200, 2, 60.0], [600, 15, 3000.0]])
 
@@ -199,3 +217,130 @@ def test_hdbscan_all_noise_is_degenerate_not_an_error() -> None:
     assert seg.status_ == "degenerate"
     assert (seg.labels_ == -1).all()
     assert any("noise" in n for n in seg.notes_)
+
+
+# --------------------------------------------------------------------------- scikit-learn conventions
+
+#: Every segmenter, unfitted, as a test would build it (HDBSCAN with a small grid for speed).
+SEGMENTERS: dict[str, Callable[[], Any]] = {
+    "kmeans": lambda: KMeansSegmenter(k_range=(2, 5)),
+    "ward": lambda: WardSegmenter(k_range=(2, 5)),
+    "hdbscan": lambda: fast_hdbscan(),
+    "rfm": lambda: RFMSegmenter(),
+}
+CLUSTERERS = ("kmeans", "ward", "hdbscan")  # the ones built on a FeatureBuilder
+
+
+@pytest.mark.parametrize("name", SEGMENTERS)
+def test_predict_before_fit_raises_not_fitted(name: str) -> None:
+    seg = SEGMENTERS[name]()
+    with pytest.raises(NotFittedError):
+        seg.predict(blobs(50)[0])
+    with pytest.raises(NotFittedError):  # a clone of a fitted segmenter is unfitted again
+        clone(seg.fit(blobs(300)[0])).predict(blobs(50)[0])
+
+
+@pytest.mark.parametrize("name", SEGMENTERS)
+def test_fit_returns_self_keeps_params_and_learns_only_underscore_state(name: str) -> None:
+    rfm = blobs(400)[0]
+    seg = SEGMENTERS[name]()
+    params = joblib.hash(seg.get_params(deep=True))
+    before = set(vars(seg))
+    assert seg.fit(rfm) is seg
+    assert joblib.hash(seg.get_params(deep=True)) == params  # fit never edits a parameter
+    learned = {a for a in set(vars(seg)) - before if not a.startswith("_")}
+    assert learned and all(a.endswith("_") for a in learned), learned
+    assert len(seg.labels_) == len(rfm)
+    np.testing.assert_array_equal(SEGMENTERS[name]().fit_predict(rfm), seg.labels_)
+
+
+@pytest.mark.parametrize("name", SEGMENTERS)
+def test_predict_is_subset_invariant_and_survives_pickle(name: str) -> None:
+    rfm = blobs(400, spread=0.3)[0]
+    seg = SEGMENTERS[name]().fit(rfm)
+    full = seg.predict(rfm)
+    np.testing.assert_array_equal(seg.predict(rfm.iloc[:37]), full[:37])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(seg)).predict(rfm), full)
+
+
+@pytest.mark.parametrize("name", SEGMENTERS)
+def test_clone_keeps_every_param_deep(name: str) -> None:
+    seg = SEGMENTERS[name]()
+    if name in CLUSTERERS:
+        seg.set_params(features=FeatureBuilder(columns=("monetary", "frequency"), scale="robust"))
+    twin = clone(seg)
+    assert twin is not seg
+    assert twin.get_params(deep=True).keys() == seg.get_params(deep=True).keys()
+    assert joblib.hash(twin.get_params(deep=True)) == joblib.hash(seg.get_params(deep=True))
+
+
+@pytest.mark.parametrize("name", CLUSTERERS)
+def test_nested_feature_params_reach_the_fit(name: str) -> None:
+    rfm = blobs(400)[0]
+    given = FeatureBuilder()
+    seg = SEGMENTERS[name]().set_params(features=given)
+    seg.set_params(features__transformation="yeo-johnson", features__scale="robust")
+    assert seg.get_params()["features__transformation"] == "yeo-johnson"
+    seg.fit(rfm)
+    assert seg.builder_ is not given and not hasattr(given, "scaler_")  # the param stays unfitted
+    assert seg.builder_.transformation == "yeo-johnson" and seg.builder_.power_ is not None
+    assert type(seg.builder_.scaler_).__name__ == "RobustScaler"
+    # features=None (the default) accepts the nested form too: it edits a default builder
+    plain = SEGMENTERS[name]().set_params(features__columns=("recency_days", "monetary"))
+    assert plain.get_params()["features"].get_params()["columns"] == ("recency_days", "monetary")
+    assert list(plain.fit(rfm).builder_.get_feature_names_out()) == ["recency_days", "monetary"]
+
+
+def test_features_default_and_explicit_builder_give_identical_labels() -> None:
+    rfm = blobs(600, spread=0.3)[0]
+    a = KMeansSegmenter().fit(rfm).labels_
+    b = KMeansSegmenter(features=FeatureBuilder()).fit(rfm).labels_
+    np.testing.assert_array_equal(a, b)
+
+
+def _silhouette(est: Any, rfm: pd.DataFrame, y: object = None) -> float:
+    """Scorer for a grid search over segmenters: silhouette of predicted labels on held-out rows."""
+    x = est.builder_.transform(rfm)
+    lab = est.predict(rfm)
+    return float(silhouette_score(x, lab)) if len(np.unique(lab)) > 1 else -1.0
+
+
+def test_grid_search_over_feature_and_model_params() -> None:
+    rfm = blobs(600)[0]
+    grid = {"n_clusters": [2, 4], "features__scale": ["standard", "robust"]}
+    search = GridSearchCV(
+        KMeansSegmenter(features=FeatureBuilder()),
+        grid,
+        scoring=_silhouette,
+        cv=KFold(2, shuffle=True, random_state=0),
+    ).fit(rfm)
+    assert len(search.cv_results_["params"]) == 4
+    assert search.best_params_["n_clusters"] == 4
+    assert search.best_estimator_.n_clusters_ == 4
+    assert search.best_estimator_.builder_.scale == search.best_params_["features__scale"]
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        check_parameters_default_constructible,
+        check_no_attributes_set_in_init,
+        check_get_params_invariance,
+        check_set_params,
+        check_estimator_cloneable,
+        check_estimator_repr,
+        check_do_not_raise_errors_in_init_or_set_params,
+        check_estimators_unfitted,
+        check_mixin_order,
+    ],
+    ids=lambda c: c.__name__,
+)
+@pytest.mark.parametrize("name", SEGMENTERS)
+def test_sklearn_estimator_checks(name: str, check: Callable[[str, Any], None]) -> None:
+    """The checks of sklearn.utils.estimator_checks that need no numeric-array fit.
+
+    The others fit on random numpy arrays; these segmenters take the RFM table (a DataFrame
+    with named columns), so the fit-based behaviour is checked above on RFM tables instead.
+    """
+    seg = SEGMENTERS[name]()
+    check(type(seg).__name__, seg)

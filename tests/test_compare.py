@@ -1,4 +1,4 @@
-"""fit_all, agreement metrics, contingency, stability, cluster rules and run_clustering."""
+"""The clustering stage: fit_all and run_clustering (the metrics are tested in test_evaluate.py)."""
 
 from __future__ import annotations
 
@@ -7,21 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 
-from segwork.cluster import HDBSCANSegmenter, KMeansSegmenter, WardSegmenter
-from segwork.compare import (
-    ClusterConfig,
-    agreement,
-    bootstrap_stability,
-    cluster_rules,
-    contingency,
-    dominant_groups,
-    fit_all,
-    run_clustering,
-    seed_sensitivity,
-    suggest_names,
-)
+from segwork.cluster import KMeansSegmenter
+from segwork.compare import ClusterConfig, fit_all, run_clustering
+from segwork.features import FeatureBuilder
+from segwork.rfm import RFMSegmenter
 from tests.test_cluster import blobs
 
 FAST = ClusterConfig(
@@ -31,41 +21,6 @@ FAST = ClusterConfig(
     stability_pool=600,
     kmeans_seeds=(0, 1),
 )
-
-
-def test_agreement_matches_sklearn_on_known_contingency() -> None:
-    # A: 4 customers in cluster 0, 4 in cluster 1. B splits cluster 0 as 3 VIP + 1 new.
-    a = np.array([0, 0, 0, 0, 1, 1, 1, 1])
-    b = np.array(["VIP", "VIP", "VIP", "new", "new", "new", "new", "new"])
-    table = contingency(a, b)
-    assert table.loc[0, "VIP"] == 3 and table.loc[0, "new"] == 1 and table.loc[1, "new"] == 4
-    ari, ami = agreement({"a": a, "b": b, "c": a[::-1].copy()})
-    assert ari.loc["a", "b"] == pytest.approx(adjusted_rand_score(a, b))
-    assert ami.loc["b", "a"] == pytest.approx(adjusted_mutual_info_score(a, b))
-    assert ari.loc["a", "c"] == pytest.approx(adjusted_rand_score(a, a[::-1]))
-    assert ari.loc["a", "a"] == 1.0
-    dom = dominant_groups(a, b)
-    assert dom[0]["dominant"] == "VIP" and dom[0]["share"] == 0.75
-    assert dom[0]["text"] == "cluster 0 = 75% VIP"
-    assert suggest_names(pd.DataFrame(), a, b) == {"0": "VIP (75%)", "1": "new (100%)"}
-
-
-def test_cluster_rules_recover_a_known_rule() -> None:
-    rng = np.random.default_rng(0)
-    n = 2000
-    rfm = pd.DataFrame(
-        {
-            "recency_days": rng.integers(0, 365, n),
-            "frequency": rng.integers(1, 15, n),
-            "monetary": rng.uniform(10, 5000, n),
-        }
-    )
-    labels = ((rfm.recency_days <= 30) & (rfm.frequency >= 6)).astype(int).to_numpy()
-    out = cluster_rules(rfm, labels, max_depth=2)
-    assert out["fidelity"] == 1.0
-    best = out["rules"]["1"][0]
-    assert best["rule"] == "recency_days <= 30 and frequency >= 6"
-    assert best["precision"] == 1.0 and best["coverage"] == 1.0
 
 
 class _StringSegmenter:
@@ -82,20 +37,6 @@ def test_fit_all_runs_everything_through_one_loop() -> None:
     labels = fit_all(segs, rfm)
     assert set(labels) == {"kmeans", "ref"} and labels["ref"].dtype.kind == "U"
     assert len(labels["kmeans"]) == 600
-
-
-def test_stability_is_high_on_clear_blobs() -> None:
-    rfm, _ = blobs(1000)
-    for seg in (
-        KMeansSegmenter(),
-        WardSegmenter(),
-        HDBSCANSegmenter(min_cluster_size_grid=(0.05,)),
-    ):
-        seg.fit(rfm)
-        stab = bootstrap_stability(seg, rfm, repeats=3, pool_size=800)
-        assert stab["mean_ari"] > 0.95 and len(stab["pairwise_ari"]) == 3
-    km = KMeansSegmenter().fit(rfm)
-    assert seed_sensitivity(km, rfm, seeds=(0, 1, 2), pool_size=800)["mean_ari"] > 0.99
 
 
 def test_run_clustering_summary_is_complete_and_json() -> None:
@@ -116,7 +57,7 @@ def test_run_clustering_summary_is_complete_and_json() -> None:
     km = s["methods"]["kmeans"]
     assert km["selection"]["chosen_k"] == 4 and km["stability"]["mean_ari"] > 0.95
     assert "seed_sensitivity" in km and km["rules"]["fidelity"] > 0.9
-    assert km["dominant_groups"]["ref"][0]["text"].startswith("cluster 0 = ")
+    assert {d["dominant"] for d in km["dominant_groups"]["ref"]} <= {"active", "lapsed"}
     assert s["truth"]["any_reaches_0_8"] and s["truth"]["best_ari"] > 0.99
     assert "kmeans~ref" in res.contingency
     assert any("fitting hdbscan" in m for m in messages)
@@ -164,3 +105,43 @@ def test_synthetic_personas_recovered_by_at_least_one_method() -> None:
     truth = personas.set_index(personas.customer_id.astype(str)).persona
     res = run_clustering(rfm, FAST, truth=truth)
     assert res.summary["truth"]["any_reaches_0_8"], res.summary["truth"]
+
+
+def test_reference_asked_for_display_names_is_summarised_by_ids() -> None:
+    # run.py passes clone(segmenter).set_params(label_lang=lang): the summary must still hold ids
+    rfm, _ = blobs(600)
+    ref = RFMSegmenter(label_lang="ko")
+    res = run_clustering(rfm, FAST, reference={"rfm": ref})
+    ids = {s.id for s in ref.fit(rfm).map_.segments}
+    s = res.summary
+    assert set(s["references"]["rfm"]) <= ids
+    for name in ("kmeans", "ward"):
+        method = s["methods"][name]
+        assert {d["dominant"] for d in method["dominant_groups"]["rfm"]} <= ids
+        assert set(method["names"].values()) <= ids
+    assert set(res.contingency["kmeans~rfm"].columns) <= ids
+    assert set(res.labels["rfm_segment"]) <= ids
+    assert ref.label_lang == "ko"  # the caller's segmenter is left as it was
+
+
+def test_stage_config_holds_a_feature_builder_and_summarises_its_params() -> None:
+    rfm, _ = blobs(400)
+    cfg = ClusterConfig(
+        features=FeatureBuilder(columns=("recency_days", "monetary"), scale="robust"),
+        hdbscan_min_cluster_size_grid=(0.1,),
+        hdbscan_min_samples_grid=(5,),
+        stability_repeats=2,
+        stability_pool=300,
+        kmeans_seeds=(0, 1),
+    )
+    res = run_clustering(rfm, cfg)
+    assert res.summary["config"]["features"] == {
+        "columns": ["recency_days", "monetary"],
+        "scale": "robust",
+        "transformation": "log1p",
+    }
+    for seg in res.segmenters.values():
+        assert seg.features is not cfg.features  # each method gets its own copy
+        assert list(seg.builder_.get_feature_names_out()) == ["recency_days", "monetary"]
+    assert not hasattr(cfg.features, "scaler_")
+    json.dumps(res.summary)

@@ -1,4 +1,6 @@
-"""profile.py: group statistics and cards on small hand-built frames with known answers."""
+"""profile.py: group statistics and cards on small hand-built frames, and on a real run's output."""
+
+import json
 
 import pandas as pd
 import pytest
@@ -112,3 +114,68 @@ def test_contingency_and_medians(customers):
     )
     med = profile.cluster_medians(customers, "kmeans_cluster")
     assert med.loc["1", "monetary"] == 400.0
+
+
+def _without_timings(obj):
+    """A clustering summary without 'seconds' and with floats to 10 digits (BLAS noise differs)."""
+    if isinstance(obj, dict):
+        return {k: _without_timings(v) for k, v in obj.items() if k != "seconds"}
+    if isinstance(obj, list):
+        return [_without_timings(v) for v in obj]
+    if isinstance(obj, float):
+        return float(f"{obj:.10g}")
+    return obj
+
+
+def test_cluster_cards_from_the_real_stage_carry_stage_kpi_and_actions(tmp_path):
+    # The live path: run.compute -> run_clustering with the RFM reference run.py builds (with
+    # label_lang set), summary through JSON, then the cards the report shows.
+    from segwork.artifacts import customers_frame, segment_map_dict, top_items
+    from segwork.run import RunParams, compute
+
+    summaries = {}
+    for lang in ("ko", "en"):
+        params = RunParams(synth_customers=600, data_cache=str(tmp_path), lang=lang, report=False)
+        prep, clus, summary = compute(params)
+        summary = json.loads(json.dumps(summary))
+        clustering = summary["clustering"]
+        summaries[lang] = _without_timings(clustering)
+        customers = customers_frame(prep, clus)
+        top = top_items(prep, customers)
+        segmap = segment_map_dict(prep)
+        by_id = {s["id"]: s for s in segmap["segments"]}
+        checked = 0
+        for method in ("kmeans", "ward", "hdbscan"):
+            ms = clustering["methods"][method]
+            if ms["status"] != "ok":
+                continue
+            cards = profile.cluster_cards(customers, top, method, ms, segmap, lang)
+            assert cards
+            for card in cards:
+                if card.group == "-1":
+                    assert not card.actions
+                    continue
+                assert card.stage and card.kpi and card.actions, (method, card)
+            dominant = {str(d["cluster"]): d["dominant"] for d in ms["dominant_groups"]["rfm"]}
+            assert set(dominant.values()) <= set(by_id)  # ids, never display names
+            for card in cards:
+                if card.group == "-1":
+                    continue
+                seg = by_id[dominant[card.group]]
+                assert card.stage == profile._t(seg["stage"], lang)
+                assert card.kpi == seg["kpi"][lang]
+                assert card.actions == tuple(seg["actions"][lang])
+                assert card.name.startswith(seg[lang] + " (")
+                checked += 1
+        assert checked >= 4
+    assert summaries["ko"] == summaries["en"]  # computed results do not depend on the language
+
+
+def test_cluster_name_turns_stored_ids_and_codes_into_words():
+    labels = {"vip": "VIP", "new": "신규 고객"}
+    summary = {"names": {"0": "new", "1": "recent+frequent+high_spend", "2": "legacy text"}}
+    assert profile.cluster_name(summary, "0", labels, "ko") == "신규 고객"
+    assert profile.cluster_name(summary, "1", labels, "en") == "recent, frequent, high-spend"
+    assert profile.cluster_name(summary, "1", labels, "ko") == "최근 구매, 자주 구매, 고액"
+    assert profile.cluster_name(summary, "2", labels, "en") == "legacy text"
+    assert profile.cluster_name(summary, "-1", labels, "en") == "noise (no dense group)"

@@ -2,8 +2,13 @@
 
 Conventions shared by the three estimators (scikit-learn style):
 
-* ``fit(rfm)`` takes the RFM table, builds features with the ``features`` :class:`FeatureSpec`
-  (the same matrix for every method) and returns ``self``; ``predict(rfm)`` labels new customers.
+* ``fit(rfm)`` takes the RFM table, builds features with a clone of the ``features``
+  :class:`~segwork.features.FeatureBuilder` (default ``FeatureBuilder()``: the same matrix for
+  every method), keeps it as ``builder_`` and returns ``self``; ``predict(rfm)`` labels new
+  customers and raises ``NotFittedError`` before ``fit``.
+* ``features`` is an ordinary estimator parameter: ``clone``, ``get_params(deep=True)`` and
+  nested ``set_params(features__transformation="yeo-johnson")`` work (on a segmenter built with
+  ``features=None`` the nested form first puts a default ``FeatureBuilder()`` there).
 * Learned state ends in ``_``: ``labels_``, ``selection_`` (JSON-serialisable model-selection
   evidence), ``sampled_`` (True when any step ran on a sample), ``notes_`` (plain-English
   messages), ``status_`` (``"ok"`` or ``"degenerate"``).
@@ -27,17 +32,18 @@ import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import fcluster
 from scipy.spatial import cKDTree
-from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.base import BaseEstimator, ClusterMixin, clone
 from sklearn.cluster import KMeans
 from sklearn.metrics import (
     adjusted_rand_score,
     calinski_harabasz_score,
     davies_bouldin_score,
 )
+from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from segwork.errors import SegworkInputError
-from segwork.features import FeatureBuilder, FeatureSpec
+from segwork.features import FeatureBuilder
 
 # --------------------------------------------------------------------------- helpers
 
@@ -178,14 +184,14 @@ def _k_candidates(k_range: Sequence[int], n_distinct: int) -> list[int]:
     return [k for k in range(max(lo, 2), hi + 1) if k <= n_distinct - 1]
 
 
-def _jsonable(obj: Any) -> Any:
-    """Recursively turn numpy scalars/arrays and tuples into plain JSON types."""
+def to_jsonable(obj: Any) -> Any:
+    """Recursively turn numpy scalars/arrays and tuples into plain JSON types (NaN/inf -> None)."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
+        return [to_jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
+        return [to_jsonable(v) for v in obj.tolist()]
     if isinstance(obj, np.integer):
         return int(obj)
     if isinstance(obj, np.floating | float):
@@ -215,9 +221,11 @@ class _RFMSegmenter(ClusterMixin, BaseEstimator):
         self.sampled_ = False
         self.status_ = "ok"
         self.selection_: dict[str, Any] = {}
-        self.builder_ = FeatureBuilder(self.features).fit(rfm)
+        template = self.features if self.features is not None else FeatureBuilder()
+        self.builder_ = clone(template).fit(rfm)
         x = self.builder_.transform(rfm)
-        self.n_features_in_ = x.shape[1]
+        self.n_features_in_ = self.builder_.n_features_in_
+        self.feature_names_in_ = self.builder_.feature_names_in_
         return x
 
     def _degenerate(self, n: int, reason: str) -> None:
@@ -241,8 +249,16 @@ class _RFMSegmenter(ClusterMixin, BaseEstimator):
             return False
         return True
 
+    def set_params(self, **params: Any) -> _RFMSegmenter:
+        """scikit-learn's set_params; ``features__x`` on ``features=None`` edits a default builder."""
+        nested = any(k.startswith("features__") for k in params)
+        if nested and self.features is None and "features" not in params:
+            self.features = FeatureBuilder()
+        return super().set_params(**params)
+
     def predict(self, rfm: pd.DataFrame) -> np.ndarray:
         """Cluster labels for (new) customers, using the fitted features and model."""
+        check_is_fitted(self)
         x = self.builder_.transform(rfm)
         if self.status_ == "degenerate":
             return np.full(len(x), self._noise_label, dtype=np.int64)
@@ -269,7 +285,7 @@ class KMeansSegmenter(_RFMSegmenter):
 
     def __init__(
         self,
-        features: FeatureSpec | None = None,
+        features: FeatureBuilder | None = None,
         n_clusters: int | None = None,
         k_range: tuple[int, int] = (2, 10),
         selection_sample_size: int = 50_000,
@@ -332,7 +348,7 @@ class KMeansSegmenter(_RFMSegmenter):
         self.labels_ = labels
         self.n_clusters_ = int(len(inv))
         rule = "fixed n_clusters" if fixed else "highest silhouette (ties -> smaller k)"
-        self.selection_ = _jsonable(
+        self.selection_ = to_jsonable(
             {"rule": rule, "chosen_k": k, "n_selection_sample": len(sel), "scores": scores}
         )
         return self
@@ -392,7 +408,7 @@ class WardSegmenter(_RFMSegmenter):
 
     def __init__(
         self,
-        features: FeatureSpec | None = None,
+        features: FeatureBuilder | None = None,
         n_clusters: int | None = None,
         k_range: tuple[int, int] = (2, 10),
         distance_threshold: float | None = None,
@@ -456,7 +472,7 @@ class WardSegmenter(_RFMSegmenter):
         self.labels_ = labels
         self.n_clusters_ = k
         info["n_fit_sample"] = len(idx)
-        self.selection_ = _jsonable(info)
+        self.selection_ = to_jsonable(info)
         return self
 
     def _cut(self, xs: np.ndarray) -> tuple[np.ndarray | None, dict[str, Any]]:
@@ -517,7 +533,7 @@ class HDBSCANSegmenter(_RFMSegmenter):
 
     def __init__(
         self,
-        features: FeatureSpec | None = None,
+        features: FeatureBuilder | None = None,
         min_cluster_size: float | None = None,
         min_samples: int | None = None,
         min_cluster_size_grid: tuple[float, ...] = (0.005, 0.01, 0.02),
@@ -568,7 +584,7 @@ class HDBSCANSegmenter(_RFMSegmenter):
         }
         if best is None or best.labels_.max() < 0:
             self._degenerate(n, "no clusters found for any grid setting: every customer is noise")
-            self.selection_["grid"] = _jsonable(grid)
+            self.selection_["grid"] = to_jsonable(grid)
             return self
         self.model_ = best
         self.min_samples_used_ = int(best.min_samples)
@@ -593,7 +609,7 @@ class HDBSCANSegmenter(_RFMSegmenter):
             chosen_min_samples=int(best.min_samples),
             noise_share=float(np.mean(labels < 0)),
         )
-        self.selection_ = _jsonable(self.selection_)
+        self.selection_ = to_jsonable(self.selection_)
         return self
 
     def _assignment_text(self) -> str:

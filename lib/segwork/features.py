@@ -14,13 +14,13 @@ Handling of awkward values (documented here once, applied everywhere):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.preprocessing import PowerTransformer, RobustScaler, StandardScaler
+from sklearn.utils.validation import check_is_fitted
 
 from segwork.errors import SegworkInputError
 
@@ -32,47 +32,46 @@ _TRANSFORMS = ("log1p", "yeo-johnson", "none")
 _SCALES = ("standard", "robust", "none")
 
 
-@dataclass(frozen=True)
-class FeatureSpec:
-    """Which RFM columns feed clustering and how they are transformed and scaled."""
+def check_feature_params(
+    columns: Sequence[str], transformation: str, scale: str
+) -> tuple[str, ...]:
+    """Reject unknown columns, transforms and scalers with a fixable message; the columns as a tuple."""
+    if isinstance(columns, str):
+        raise SegworkInputError(
+            f"FeatureBuilder.columns must be a list of column names, not the string {columns!r}"
+        )
+    cols = tuple(columns)
+    if not cols:
+        raise SegworkInputError("FeatureBuilder.columns must name at least one column")
+    unknown = [c for c in cols if c not in ALLOWED_FEATURES]
+    if unknown:
+        raise SegworkInputError(
+            f"FeatureBuilder: unknown feature '{unknown[0]}'; allowed: {', '.join(ALLOWED_FEATURES)}"
+        )
+    if len(set(cols)) != len(cols):
+        raise SegworkInputError("FeatureBuilder.columns lists a column twice")
+    if transformation not in _TRANSFORMS:
+        raise SegworkInputError(
+            f"FeatureBuilder.transformation must be one of {', '.join(_TRANSFORMS)}, "
+            f"not {transformation!r}"
+        )
+    if scale not in _SCALES:
+        raise SegworkInputError(
+            f"FeatureBuilder.scale must be one of {', '.join(_SCALES)}, not {scale!r}"
+        )
+    return cols
 
-    features: tuple[str, ...] = DEFAULT_FEATURES
-    transform: Literal["log1p", "yeo-johnson", "none"] = "log1p"
-    scale: Literal["standard", "robust", "none"] = "standard"
 
-    def __post_init__(self) -> None:
-        """Reject unknown features, transforms and scalers early with a fixable message."""
-        feats = tuple(self.features)
-        object.__setattr__(self, "features", feats)
-        if not feats:
-            raise SegworkInputError("FeatureSpec.features must name at least one column")
-        unknown = [f for f in feats if f not in ALLOWED_FEATURES]
-        if unknown:
-            raise SegworkInputError(
-                f"FeatureSpec: unknown feature '{unknown[0]}'; allowed: {', '.join(ALLOWED_FEATURES)}"
-            )
-        if len(set(feats)) != len(feats):
-            raise SegworkInputError("FeatureSpec.features lists a column twice")
-        if self.transform not in _TRANSFORMS:
-            raise SegworkInputError(
-                f"FeatureSpec.transform must be one of {', '.join(_TRANSFORMS)}, not {self.transform!r}"
-            )
-        if self.scale not in _SCALES:
-            raise SegworkInputError(
-                f"FeatureSpec.scale must be one of {', '.join(_SCALES)}, not {self.scale!r}"
-            )
-
-
-def raw_feature_frame(rfm: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
-    """Select the spec's columns as float64 with the documented NaN fill (no transform yet)."""
-    missing = [c for c in spec.features if c not in rfm.columns]
+def raw_feature_frame(rfm: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Select ``columns`` as float64 with the documented NaN fill (no transform yet)."""
+    missing = [c for c in columns if c not in rfm.columns]
     if missing:
         raise SegworkInputError(
-            f"RFM table has no column '{missing[0]}' needed by the feature spec "
+            f"RFM table has no column '{missing[0]}' needed by the features "
             f"(columns present: {', '.join(map(str, rfm.columns))})"
         )
     out = pd.DataFrame(index=rfm.index)
-    for col in spec.features:
+    for col in columns:
         values = pd.to_numeric(rfm[col], errors="coerce").astype("float64")
         if col == "mean_interpurchase_days":
             values = values.fillna(_tenure_fallback(rfm))
@@ -89,48 +88,63 @@ def _tenure_fallback(rfm: pd.DataFrame) -> pd.Series:
 
 
 class FeatureBuilder(TransformerMixin, BaseEstimator):
-    """scikit-learn transformer: RFM table -> float64 matrix (fill, transform, scale)."""
+    """scikit-learn transformer: RFM table -> float64 matrix (fill, transform, scale).
 
-    def __init__(self, spec: FeatureSpec | None = None) -> None:
-        self.spec = spec
+    ``columns``: which RFM columns feed clustering (any of :data:`ALLOWED_FEATURES`);
+    ``transformation``: ``"log1p"``, ``"yeo-johnson"`` or ``"none"`` (not ``transform``, which
+    is the method); ``scale``: ``"standard"``, ``"robust"`` or ``"none"``. They are plain
+    estimator parameters, so ``clone``, ``set_params(features__transformation=...)`` on a
+    segmenter and parameter grids work; they are checked at ``fit`` (scikit-learn's
+    convention), with a :class:`SegworkInputError`.
+    """
 
-    def _spec(self) -> FeatureSpec:
-        """The spec in force (defaults when none was given)."""
-        return self.spec if self.spec is not None else FeatureSpec()
+    def __init__(
+        self,
+        columns: Sequence[str] = DEFAULT_FEATURES,
+        transformation: str = "log1p",
+        scale: str = "standard",
+    ) -> None:
+        self.columns = columns
+        self.transformation = transformation
+        self.scale = scale
 
-    def _pre(self, rfm: pd.DataFrame) -> np.ndarray:
+    def _pre(self, rfm: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
         """Fill, clip and apply the stateless part (log1p) of the transform."""
-        spec = self._spec()
-        frame = raw_feature_frame(rfm, spec)
-        if spec.transform == "log1p":
+        if not isinstance(rfm, pd.DataFrame):
+            raise SegworkInputError(
+                f"FeatureBuilder expects the RFM table (a pandas DataFrame), not {type(rfm).__name__}"
+            )
+        frame = raw_feature_frame(rfm, columns)
+        if self.transformation == "log1p":
             for col in _CLIP_AT_ZERO:
                 if col in frame.columns:
                     frame[col] = frame[col].clip(lower=0.0)
             # recency/tenure/frequency are >= 0 by contract; clip guards bad rows anyway.
             frame = frame.clip(lower=0.0)
         x = frame.to_numpy(dtype=np.float64, copy=True)
-        if spec.transform == "log1p":
+        if self.transformation == "log1p":
             np.log1p(x, out=x)
         return x
 
     def fit(self, rfm: pd.DataFrame, y: object = None) -> FeatureBuilder:
         """Learn fill medians, the Yeo-Johnson lambdas and the scaler from the RFM table."""
-        spec = self._spec()
-        x = self._pre(rfm)
+        columns = check_feature_params(self.columns, self.transformation, self.scale)
+        x = self._pre(rfm, columns)
         with np.errstate(all="ignore"):
             med = np.nanmedian(x, axis=0) if len(x) else np.zeros(x.shape[1])
         self.fill_values_ = np.where(np.isfinite(med), med, 0.0)
         x = self._fill(x)
         self.power_ = None
-        if spec.transform == "yeo-johnson" and len(x) > 1:
+        if self.transformation == "yeo-johnson" and len(x) > 1:
             self.power_ = PowerTransformer(method="yeo-johnson", standardize=False).fit(x)
             x = self.power_.transform(x)
         self.scaler_ = None
-        if spec.scale != "none" and len(x) > 0:
-            scaler = StandardScaler() if spec.scale == "standard" else RobustScaler()
+        if self.scale != "none" and len(x) > 0:
+            scaler = StandardScaler() if self.scale == "standard" else RobustScaler()
             self.scaler_ = scaler.fit(x)
-        self.feature_names_out_ = np.asarray(spec.features, dtype=object)
-        self.n_features_in_ = len(spec.features)
+        self.feature_names_out_ = np.asarray(columns, dtype=object)
+        self.n_features_in_ = rfm.shape[1]
+        self.feature_names_in_ = np.asarray(rfm.columns.map(str), dtype=object)
         return self
 
     def _fill(self, x: np.ndarray) -> np.ndarray:
@@ -142,7 +156,8 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
 
     def transform(self, rfm: pd.DataFrame) -> np.ndarray:
         """Apply the fitted fill/transform/scale to (possibly new) customers."""
-        x = self._fill(self._pre(rfm))
+        check_is_fitted(self)
+        x = self._fill(self._pre(rfm, tuple(self.feature_names_out_)))
         if self.power_ is not None:
             x = self.power_.transform(x)
         if self.scaler_ is not None:
@@ -150,10 +165,11 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
         return np.ascontiguousarray(x, dtype=np.float64)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
-        """Output column names (the spec's features, in order)."""
-        return self.feature_names_out_
+        """Output column names (the fitted ``columns``, in order)."""
+        check_is_fitted(self)
+        return self.feature_names_out_.copy()
 
 
-def build_features(rfm: pd.DataFrame, spec: FeatureSpec | None = None) -> np.ndarray:
+def build_features(rfm: pd.DataFrame, features: FeatureBuilder | None = None) -> np.ndarray:
     """Fit-and-transform in one call: the float64 matrix all methods cluster on."""
-    return FeatureBuilder(spec).fit_transform(rfm)
+    return clone(features if features is not None else FeatureBuilder()).fit_transform(rfm)

@@ -39,6 +39,16 @@ STAGE_NAMES: dict[str, dict[str, str]] = {
     "retention": {"ko": "유지", "en": "Retention"},
 }
 
+#: Words for the profile codes of ``segwork.evaluate.profile_code`` ("recent+frequent+high_spend").
+PROFILE_WORDS: dict[str, dict[str, str]] = {
+    "recent": {"ko": "최근 구매", "en": "recent"},
+    "lapsed": {"ko": "구매 뜸함", "en": "lapsed"},
+    "frequent": {"ko": "자주 구매", "en": "frequent"},
+    "infrequent": {"ko": "가끔 구매", "en": "infrequent"},
+    "high_spend": {"ko": "고액", "en": "high-spend"},
+    "low_spend": {"ko": "소액", "en": "low-spend"},
+}
+
 
 def _t(key: str, lang: str) -> str:
     """A column or stage name in ``lang``."""
@@ -144,13 +154,26 @@ def segment_cards(
 def cluster_name(
     method_summary: Mapping[str, Any], cluster: str, labels: Mapping[str, str], lang: str
 ) -> str:
-    """Suggested name: the dominant RFM group (in ``lang``) with its share, else the stored name."""
+    """Suggested name in ``lang``: the dominant RFM group with its share, else the stored code.
+
+    The summary holds ids only (``vip``, ``recent+frequent+high_spend``); this is where they
+    become words.
+    """
     if cluster in ("-1", "noise"):
         return "노이즈 (밀집 그룹 없음)" if lang == "ko" else "noise (no dense group)"
     for d in method_summary.get("dominant_groups", {}).get("rfm", []):
         if str(d["cluster"]) == cluster:
             return f"{labels.get(str(d['dominant']), str(d['dominant']))} ({d['share']:.0%})"
-    return str(method_summary.get("names", {}).get(cluster, cluster))
+    code = str(method_summary.get("names", {}).get(cluster, cluster))
+    return labels.get(code) or profile_text(code, lang)
+
+
+def profile_text(code: str, lang: str) -> str:
+    """A profile code ("recent+frequent+high_spend") in words; anything else unchanged."""
+    parts = code.split("+")
+    if not all(p in PROFILE_WORDS for p in parts):
+        return code
+    return ", ".join(PROFILE_WORDS[p]["ko" if lang == "ko" else "en"] for p in parts)
 
 
 def cluster_cards(

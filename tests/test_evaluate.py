@@ -1,0 +1,103 @@
+"""evaluate.py: agreement, contingency, dominant groups, names, rules and stability."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
+
+from segwork.cluster import HDBSCANSegmenter, KMeansSegmenter, WardSegmenter
+from segwork.evaluate import (
+    agreement,
+    bootstrap_stability,
+    cluster_rules,
+    contingency,
+    dominant_groups,
+    profile_code,
+    seed_sensitivity,
+    suggest_names,
+    truth_agreement,
+)
+from tests.test_cluster import blobs
+
+
+def test_agreement_matches_sklearn_on_known_contingency() -> None:
+    # A: 4 customers in cluster 0, 4 in cluster 1. B splits cluster 0 as 3 vip + 1 new.
+    a = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    b = np.array(["vip", "vip", "vip", "new", "new", "new", "new", "new"])
+    table = contingency(a, b)
+    assert table.loc[0, "vip"] == 3 and table.loc[0, "new"] == 1 and table.loc[1, "new"] == 4
+    ari, ami = agreement({"a": a, "b": b, "c": a[::-1].copy()})
+    assert ari.loc["a", "b"] == pytest.approx(adjusted_rand_score(a, b))
+    assert ami.loc["b", "a"] == pytest.approx(adjusted_mutual_info_score(a, b))
+    assert ari.loc["a", "c"] == pytest.approx(adjusted_rand_score(a, a[::-1]))
+    assert ari.loc["a", "a"] == 1.0
+    dom = dominant_groups(a, b)
+    assert dom[0] == {"cluster": 0, "size": 4, "dominant": "vip", "share": 0.75}
+    assert dom[1] == {"cluster": 1, "size": 4, "dominant": "new", "share": 1.0}
+    # names are ids (display text is the report's job); noise stays "noise"
+    assert suggest_names(pd.DataFrame(), a, b) == {"0": "vip", "1": "new"}
+    assert suggest_names(pd.DataFrame(), a - 1, b) == {"-1": "noise", "0": "new"}
+
+
+def test_profile_codes_without_a_reference() -> None:
+    rfm = pd.DataFrame(
+        {
+            "recency_days": [1, 2, 300, 400],
+            "frequency": [9, 8, 1, 1],
+            "monetary": [900.0, 800.0, 10.0, 20.0],
+        }
+    )
+    labels = np.array([0, 0, 1, -1])
+    assert profile_code(rfm, labels, 0) == "recent+frequent+high_spend"
+    assert profile_code(rfm, labels, 1) == "lapsed+infrequent+low_spend"
+    assert suggest_names(rfm, labels) == {
+        "-1": "noise",
+        "0": "recent+frequent+high_spend",
+        "1": "lapsed+infrequent+low_spend",
+    }
+
+
+def test_truth_agreement_scores_only_known_customers() -> None:
+    idx = pd.Index(["a", "b", "c", "d", "e"])
+    truth = pd.Series(["x", "x", "y", "y"], index=["a", "b", "c", "d"])  # e has no persona
+    labels = {"kmeans": np.array([0, 0, 1, 1, 1]), "ref": np.array([0, 1, 0, 1, 0])}
+    out = truth_agreement(labels, idx, truth, ("kmeans",))
+    assert out["ari_vs_truth"]["kmeans"] == 1.0 and out["n_matched"] == 4
+    assert out["ari_vs_truth"]["ref"] == pytest.approx(
+        adjusted_rand_score([0, 0, 1, 1], [0, 1, 0, 1])
+    )
+    assert out["best_method"] == "kmeans" and out["any_reaches_0_8"]
+
+
+def test_cluster_rules_recover_a_known_rule() -> None:
+    rng = np.random.default_rng(0)
+    n = 2000
+    rfm = pd.DataFrame(
+        {
+            "recency_days": rng.integers(0, 365, n),
+            "frequency": rng.integers(1, 15, n),
+            "monetary": rng.uniform(10, 5000, n),
+        }
+    )
+    labels = ((rfm.recency_days <= 30) & (rfm.frequency >= 6)).astype(int).to_numpy()
+    out = cluster_rules(rfm, labels, max_depth=2)
+    assert out["fidelity"] == 1.0
+    best = out["rules"]["1"][0]
+    assert best["rule"] == "recency_days <= 30 and frequency >= 6"
+    assert best["precision"] == 1.0 and best["coverage"] == 1.0
+
+
+def test_stability_is_high_on_clear_blobs() -> None:
+    rfm, _ = blobs(1000)
+    for seg in (
+        KMeansSegmenter(),
+        WardSegmenter(),
+        HDBSCANSegmenter(min_cluster_size_grid=(0.05,)),
+    ):
+        seg.fit(rfm)
+        stab = bootstrap_stability(seg, rfm, repeats=3, pool_size=800)
+        assert stab["mean_ari"] > 0.95 and len(stab["pairwise_ari"]) == 3
+    km = KMeansSegmenter().fit(rfm)
+    assert seed_sensitivity(km, rfm, seeds=(0, 1, 2), pool_size=800)["mean_ari"] > 0.99
