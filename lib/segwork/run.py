@@ -153,7 +153,7 @@ def cluster(
     prep: Prepared, params: RunParams, truth: pd.Series | None, say: Progress
 ) -> ClusteringResult:
     """K-Means, Ward and HDBSCAN on the RFM table, with the RFM segmenter in the same loop."""
-    ref = {"rfm": clone(prep.segmenter).set_params(label_lang=params.lang)}
+    ref = {"rfm": clone(prep.segmenter)}
     with prep.timings.stage("clustering"):
         return run_clustering(
             prep.table, cluster_config(params), reference=ref, truth=truth, progress=say
