@@ -1,6 +1,6 @@
 """Command line: argument parsing and exit codes only; the work is in :mod:`segwork.run`.
 
-Exit codes: 0 success, 2 bad input (one line on stderr), 1 a failed report stage.
+Exit codes: 0 success, 2 bad input (one line on stderr), 1 a failed report stage, 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from segwork import __version__
 from segwork.errors import SegworkInputError
+from segwork.publish import DEFAULT_LOCK_TIMEOUT
 from segwork.report import ReportError
 from segwork.run import DEFAULT_SEED, DEFAULT_SYNTH_CUSTOMERS, RunParams, run
 
@@ -85,7 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         metavar="DIR",
         default=None,
-        help="output folder (default: reports/<YYYY-MM of the as-of date>/)",
+        help="output folder: new, empty, or an earlier segwork report, which is replaced "
+        "(default: reports/<YYYY-MM of the as-of date>/)",
+    )
+    r.add_argument(
+        "--wait",
+        metavar="SECONDS",
+        type=float,
+        default=DEFAULT_LOCK_TIMEOUT,
+        help="how long to wait for another segwork run writing the same OUT",
     )
     r.add_argument(
         "--lang", choices=("ko", "en"), default="ko", help="language of labels and reports"
@@ -121,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 config_path=args.config,
                 as_of=args.as_of,
                 out_dir=args.out,
+                lock_timeout=args.wait,
                 lang=args.lang,
                 seed=args.seed,
                 synth_customers=args.synth_customers,
@@ -140,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReportError as exc:
         print(f"segwork: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        where = getattr(args, "out", None) or "OUT"
+        print(f"segwork: interrupted; nothing published, {where} untouched", file=sys.stderr)
+        return 130
     return 0
 
 
