@@ -488,3 +488,25 @@ def test_sigint_to_a_running_process_exits_130_without_traceback(tmp_path):
         err.strip().splitlines()[-1] == f"segwork: interrupted; nothing published, {out} untouched"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["orders.csv"]
+
+
+def test_ctrl_c_during_the_swap_finishes_it_and_says_so(tmp_path, monkeypatch, capsys):
+    data = orders_csv(tmp_path / "orders.csv")
+    out = tmp_path / "out"
+    assert run_main(capsys, "--data", str(data), "--out", str(out), "--as-of", "2024-04-01")[0] == 0
+    real_remove, sent = publish.remove_own, []
+
+    def remove_after_ctrl_c(folder: Path) -> None:
+        if not sent:  # Ctrl-C arrives between the renames and the removal of the old report
+            sent.append(folder)
+            os.kill(os.getpid(), signal.SIGINT)
+        real_remove(folder)
+
+    monkeypatch.setattr(publish, "remove_own", remove_after_ctrl_c)
+    code, err = run_main(capsys, "--data", str(data), "--out", str(out), "--as-of", "2024-05-01")
+    assert code == 130
+    assert err.strip().splitlines()[-1] == f"segwork: interrupted after {out} was written"
+    assert sent and ".out.old-" in sent[0].name
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["as_of"] == "2024-05-01"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["orders.csv", "out"]

@@ -10,10 +10,12 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from segwork import __version__
 from segwork.errors import SegworkInputError
-from segwork.publish import DEFAULT_LOCK_TIMEOUT
+from segwork.publish import DEFAULT_LOCK_TIMEOUT, read_marker
 from segwork.report import ReportError
 from segwork.run import DEFAULT_SEED, DEFAULT_SYNTH_CUSTOMERS, RunParams, run
 
@@ -119,10 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _marker(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The marker in ``--out``: after a Ctrl-C it tells whether this run had published OUT."""
+    out = getattr(args, "out", None)
+    return read_marker(Path(out)) if out else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``segwork`` command."""
     args = build_parser().parse_args(argv)
     say = _progress(getattr(args, "quiet", False))
+    marker_before = _marker(args)
     try:
         if args.command == "run":
             params = RunParams(
@@ -152,7 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         where = getattr(args, "out", None) or "OUT"
-        print(f"segwork: interrupted; nothing published, {where} untouched", file=sys.stderr)
+        after = _marker(args)
+        if after is not None and after != marker_before and after.get("pid") == os.getpid():
+            print(f"segwork: interrupted after {where} was written", file=sys.stderr)
+        else:
+            print(f"segwork: interrupted; nothing published, {where} untouched", file=sys.stderr)
         return 130
     return 0
 

@@ -122,8 +122,10 @@ def check_out(text: str | os.PathLike[str], flag: str = "--out") -> Path:
     if not base.is_dir():
         raise SegworkInputError(f"{flag} {raw}: {base} is a file, not a folder")
     limit = _name_max(base)
-    for part in out.relative_to(base).parts:
-        if len(os.fsencode(part)) > limit - 30:  # room for .<name>.building-<pid>-<token>
+    parts = out.relative_to(base).parts
+    for i, part in enumerate(parts):
+        room = 30 if i == len(parts) - 1 else 0  # OUT's name gets .<name>.building-<pid>-<token>
+        if len(os.fsencode(part)) > limit - room:
             raise SegworkInputError(f"{flag} {raw}: the folder name '{part[:40]}...' is too long")
     why = _probe_writable(base)
     if why:
@@ -166,7 +168,7 @@ def mark(folder: Path, files: bool = True, **extra: Any) -> Path:
         "segwork_version": __version__,
         "pid": os.getpid(),
         "host": socket.gethostname(),
-        "written": datetime.now(UTC).isoformat(timespec="seconds"),
+        "written": datetime.now(UTC).isoformat(),
         **extra,
     }
     if files:
@@ -422,7 +424,11 @@ def _sigint_deferred() -> Iterator[None]:
 
 
 def swap_in(tmp: Path, out: Path, flag: str = "--out") -> None:
-    """Replace ``out`` (absent, empty or segwork's own) by ``tmp`` with two renames."""
+    """Replace ``out`` (absent, empty or segwork's own) by ``tmp`` with two renames.
+
+    Ctrl-C is held back until the earlier report is gone too, so an interrupted run leaves
+    either the old OUT or the new one, never none and never a stray ``.old-`` folder.
+    """
     old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
     with _sigint_deferred():
         had = os.path.lexists(out)
@@ -439,8 +445,8 @@ def swap_in(tmp: Path, out: Path, flag: str = "--out") -> None:
             if had:
                 os.replace(old, out)
             raise
-    if had:
-        remove_own(old)
+        if had:
+            remove_own(old)
 
 
 @contextmanager
