@@ -70,7 +70,7 @@ def env_with_lib() -> dict[str, str]:
 
 def user_folder(path: Path) -> Path:
     """A folder like a Desktop: files and a subfolder segwork did not write."""
-    path.mkdir()
+    path.mkdir(parents=True)
     (path / "notes.txt").write_text("quarterly plan\n", encoding="utf-8")
     (path / "photo.jpg").write_bytes(b"\xff\xd8\xff" + bytes(100))
     (path / "project").mkdir()
@@ -90,6 +90,16 @@ def test_out_holding_user_files_is_refused_and_untouched(tmp_path, capsys):
     assert "notes.txt" in line and "photo.jpg" in line
     assert snapshot(desk) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Desktop", "orders.csv"]  # no junk
+
+
+def test_default_month_folder_holding_user_files_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    data = orders_csv(tmp_path / "orders.csv")
+    month = user_folder(tmp_path / "reports" / "2024-04")
+    before = snapshot(tmp_path / "reports")
+    code, err = run_main(capsys, "--data", str(data), "--as-of", "2024-04-01", "--quiet")
+    assert code == 2 and f"OUT {month}: holds 4 entries" in one_line(err)
+    assert snapshot(tmp_path / "reports") == before
 
 
 def test_earlier_report_with_a_user_file_added_is_refused(tmp_path, capsys):

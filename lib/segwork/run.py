@@ -329,6 +329,8 @@ def build(
     except BaseException:
         if session is not None:  # no new notebook starts; running ones end before tmp goes
             session.stop.set()
+            if any(not f.done() for f in session.futures):
+                say("stopping: waiting for the notebooks already running to end")
             session.pool.shutdown(wait=True, cancel_futures=True)
         raise
     summary["timings"] = {k: round(v, 3) for k, v in timings.seconds.items()}
