@@ -110,7 +110,16 @@ def test_failed_run_keeps_the_earlier_report(tmp_path):
 def test_help_lists_every_option_with_default():
     sub = build_parser()._subparsers._group_actions[0].choices["run"]
     text = sub.format_help()
-    for opt in ("--data", "--config", "--as-of", "--out", "--lang", "--seed", "--synth-customers"):
+    for opt in (
+        "--data",
+        "--config",
+        "--as-of",
+        "--out",
+        "--wait",
+        "--lang",
+        "--seed",
+        "--synth-customers",
+    ):
         assert opt in text
     flat = " ".join(text.split())
     for default in (
@@ -120,6 +129,7 @@ def test_help_lists_every_option_with_default():
         "default: synthetic shop",
         "default: day after the latest kept transaction",
         "default: none",
+        "default: 600.0",
     ):
         assert default in flat, default
     assert "default: None" not in flat and "default: False" not in flat  # no empty defaults

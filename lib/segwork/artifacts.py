@@ -300,7 +300,8 @@ def load_or_build(out_dir: str | Path | None = None, **params: Any) -> Artifacts
     """
     if has_artifacts(out_dir):
         return load_artifacts(out_dir)
-    from segwork.outputs import atomic_dir, write_json
+    from segwork.outputs import write_json
+    from segwork.publish import atomic_dir
     from segwork.run import RunParams, compute
 
     root = project_root()

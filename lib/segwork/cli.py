@@ -1,6 +1,6 @@
 """Command line: argument parsing and exit codes only; the work is in :mod:`segwork.run`.
 
-Exit codes: 0 success, 2 bad input (one line on stderr), 1 a failed report stage.
+Exit codes: 0 success, 2 bad input (one line on stderr), 1 a failed report stage, 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -10,9 +10,12 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from segwork import __version__
 from segwork.errors import SegworkInputError
+from segwork.publish import DEFAULT_LOCK_TIMEOUT, read_marker
 from segwork.report import ReportError
 from segwork.run import DEFAULT_SEED, DEFAULT_SYNTH_CUSTOMERS, RunParams, run
 
@@ -85,7 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         metavar="DIR",
         default=None,
-        help="output folder (default: reports/<YYYY-MM of the as-of date>/)",
+        help="output folder: new, empty, or an earlier segwork report, which is replaced "
+        "(default: reports/<YYYY-MM of the as-of date>/)",
+    )
+    r.add_argument(
+        "--wait",
+        metavar="SECONDS",
+        type=float,
+        default=DEFAULT_LOCK_TIMEOUT,
+        help="how long to wait for another segwork run writing the same OUT",
     )
     r.add_argument(
         "--lang", choices=("ko", "en"), default="ko", help="language of labels and reports"
@@ -110,10 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _marker(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The marker in ``--out``: after a Ctrl-C it tells whether this run had published OUT."""
+    out = getattr(args, "out", None)
+    return read_marker(Path(out)) if out else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``segwork`` command."""
     args = build_parser().parse_args(argv)
     say = _progress(getattr(args, "quiet", False))
+    marker_before = _marker(args)
     try:
         if args.command == "run":
             params = RunParams(
@@ -121,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 config_path=args.config,
                 as_of=args.as_of,
                 out_dir=args.out,
+                lock_timeout=args.wait,
                 lang=args.lang,
                 seed=args.seed,
                 synth_customers=args.synth_customers,
@@ -140,6 +159,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReportError as exc:
         print(f"segwork: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        where = getattr(args, "out", None) or "OUT"
+        after = _marker(args)
+        if after is not None and after != marker_before and after.get("pid") == os.getpid():
+            print(f"segwork: interrupted after {where} was written", file=sys.stderr)
+        else:
+            print(f"segwork: interrupted; nothing published, {where} untouched", file=sys.stderr)
+        return 130
     return 0
 
 

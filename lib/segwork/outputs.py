@@ -1,17 +1,8 @@
-"""Machine-readable outputs (segments.csv, summary.json) and the atomic publish of a run folder.
-
-A run builds everything in a temporary sibling folder and swaps it in only on success, so a
-failed run never leaves a half-written report where a good one stood.
-"""
+"""Machine-readable outputs (segments.csv, summary.json); publishing a run folder is in publish.py."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,25 +55,3 @@ def segments_frame(
         out = out.join(extra)
     out.index.name = "customer_id"
     return out.reset_index()
-
-
-@contextmanager
-def atomic_dir(out_dir: Path) -> Iterator[Path]:
-    """Yield a fresh temporary folder beside ``out_dir``; on success it replaces ``out_dir``.
-
-    On an exception the temporary folder is removed (unless the caller moved it elsewhere)
-    and ``out_dir`` is untouched.
-    """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-    if out_dir.exists():
-        os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    shutil.rmtree(old, ignore_errors=True)

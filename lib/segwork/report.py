@@ -714,11 +714,13 @@ class ReportSession:
 
 def keep_failed(result: NotebookResult, failed_dir: Path) -> Path:
     """Copy a failed notebook and its HTML page where they survive the discarded build."""
-    shutil.rmtree(failed_dir, ignore_errors=True)
-    failed_dir.mkdir(parents=True)
+    from segwork.publish import fresh_dir, mark
+
+    failed_dir = fresh_dir(failed_dir)  # replaces only a folder segwork made
     for p in (result.ipynb, result.html):
         if p.is_file():
             shutil.copy2(p, failed_dir / p.name)
+    mark(failed_dir)
     return failed_dir / result.ipynb.name
 
 

@@ -8,6 +8,7 @@ import os
 import platform
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -20,8 +21,16 @@ from segwork import __version__
 from segwork.artifacts import write_artifacts
 from segwork.compare import METHOD_COLUMNS, ClusterConfig, ClusteringResult, run_clustering
 from segwork.errors import SegworkInputError
-from segwork.outputs import atomic_dir, segments_frame, write_json
+from segwork.outputs import segments_frame, write_json
 from segwork.pipeline import Prepared, Progress, prepare
+from segwork.publish import (
+    DEFAULT_LOCK_TIMEOUT,
+    atomic_dir,
+    check_out,
+    check_root,
+    claimed,
+    out_lock,
+)
 from segwork.rfm import edges_report
 from segwork.schema import Config, config_to_dict, load_config
 
@@ -38,6 +47,7 @@ class RunParams:
     config_path: str | None = None
     as_of: str | None = None  # YYYY-MM-DD
     out_dir: str | None = None  # default reports/<YYYY-MM of as-of>/
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT  # seconds to wait for another run writing OUT
     lang: str = "ko"
     seed: int = DEFAULT_SEED
     synth_customers: int = DEFAULT_SYNTH_CUSTOMERS
@@ -63,6 +73,20 @@ def parse_as_of(text: str | None) -> date | None:
         raise SegworkInputError(f"--as-of: '{text}' is not a date in YYYY-MM-DD form") from None
 
 
+def check_params(params: RunParams) -> None:
+    """Refuse parameters no run can use, before anything is read or written."""
+    if params.lang not in ("ko", "en"):
+        raise SegworkInputError(f"--lang: '{params.lang}' is not supported; use ko or en")
+    if params.synth_customers < 1:
+        raise SegworkInputError(
+            f"--synth-customers: {params.synth_customers} customers; give 1 or more"
+        )
+    if params.seed < 0:
+        raise SegworkInputError(f"--seed: {params.seed} is negative; give 0 or more")
+    if not params.lock_timeout >= 0:
+        raise SegworkInputError(f"--wait: {params.lock_timeout} seconds; give 0 or more")
+
+
 def default_data(params: RunParams, progress: Progress) -> Path:
     """The seeded synthetic shop, written once into the cache folder and reused afterwards."""
     from segwork import synth
@@ -74,15 +98,26 @@ def default_data(params: RunParams, progress: Progress) -> Path:
     name = f"shop-{params.synth_customers}c-seed{params.seed}-{code}"
     folder = Path(params.data_cache) / name
     tx = folder / "transactions.parquet"
-    if tx.is_file() and (folder / "personas.parquet").is_file():
+
+    def cached() -> bool:
+        return tx.is_file() and (folder / "personas.parquet").is_file()
+
+    if cached():
         return tx
-    progress(f"generating the synthetic shop ({params.synth_customers:,} customers) in {folder}")
-    spec = SynthSpec(n_customers=params.synth_customers, seed=params.seed)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_dir(folder) as tmp:
-        write_synthetic(
-            tmp, spec, progress=lambda done, total: progress(f"  {done:,} / {total:,} customers")
+    with out_lock(folder, progress, params.lock_timeout):  # two runs generate it once
+        if cached():
+            return tx
+        progress(
+            f"generating the synthetic shop ({params.synth_customers:,} customers) in {folder}"
         )
+        spec = SynthSpec(n_customers=params.synth_customers, seed=params.seed)
+        with atomic_dir(folder, flag="synthetic data cache") as tmp:
+            write_synthetic(
+                tmp,
+                spec,
+                progress=lambda done, total: progress(f"  {done:,} / {total:,} customers"),
+            )
     return tx
 
 
@@ -163,8 +198,7 @@ def cluster(
 def start(params: RunParams, progress: Progress | None = None) -> tuple[Config, Path, Prepared]:
     """Validate parameters, read, clean and score RFM: everything before clustering."""
     say = progress or (lambda _msg: None)
-    if params.lang not in ("ko", "en"):
-        raise SegworkInputError(f"--lang: '{params.lang}' is not supported; use ko or en")
+    check_params(params)
     cfg = load_config(params.config_path)
     as_of = parse_as_of(params.as_of)
     data = Path(params.data_path) if params.data_path else default_data(params, say)
@@ -219,24 +253,56 @@ def run(
 ) -> Path:
     """Execute a run and publish OUT atomically; returns OUT. Bad input raises SegworkInputError.
 
-    With ``params.report`` the notebooks that need no clusters start as soon as the RFM
-    artefacts exist and run while the clusters are fitted; the rest follow. A failing notebook
-    raises :class:`segwork.report.ReportError` and OUT keeps its earlier content.
+    OUT is checked before any data is read (``--out``) or as soon as the as-of date names it
+    (default), locked against other runs, and replaced only when segwork wrote it (see
+    :mod:`segwork.publish`). With ``params.report`` the notebooks that need no clusters start as
+    soon as the RFM artefacts exist and run while the clusters are fitted; the rest follow. A
+    failing notebook raises :class:`segwork.report.ReportError` and OUT keeps its earlier content.
     """
     say = progress or (lambda _msg: None)
+    check_params(params)
     if params.pseudonymise and not pseudonym_key:
         raise SegworkInputError("--pseudonymise needs a key: set SEGWORK_PSEUDONYM_KEY")
+    given = check_out(params.out_dir) if params.out_dir is not None else None
+    if given is None:
+        check_root(params.reports_root)
     t0 = time.perf_counter()
     if params.report:
         from segwork.report import prewarm
 
         prewarm()
-    cfg, data, prep = start(params, say)
-    out = out_folder(params, prep)
+    with ExitStack() as held:
+        if given is not None:
+            held.enter_context(claimed(given, say, params.lock_timeout))
+        cfg, data, prep = start(params, say)
+        out = given or check_out(out_folder(params, prep), "OUT")
+        if given is None:
+            held.enter_context(claimed(out, say, params.lock_timeout, "OUT"))
+        with atomic_dir(out, as_of=prep.as_of.isoformat()) as tmp:
+            build(tmp, out, params, cfg, data, prep, pseudonym_key, t0, say)
+    if params.report:
+        from segwork.report import write_reports_index
+
+        write_reports_index(out.parent, Path(params.reports_root), say)
+    return out
+
+
+def build(
+    tmp: Path,
+    out: Path,
+    params: RunParams,
+    cfg: Config,
+    data: Path,
+    prep: Prepared,
+    pseudonym_key: bytes | None,
+    t0: float,
+    say: Progress,
+) -> None:
+    """Write everything of a run into the build folder ``tmp`` (published later as ``out``)."""
     key = pseudonym_key if params.pseudonymise else None
     timings = prep.timings
-    with atomic_dir(out) as tmp:
-        session = None
+    session = None
+    try:
         if params.report:
             from segwork.report import ReportSession
 
@@ -260,13 +326,15 @@ def run(
                 if not session.failed:
                     session.submit(early=False)
                 results = session.finish()
-        summary["timings"] = {k: round(v, 3) for k, v in timings.seconds.items()}
-        summary["timings"]["total"] = round(time.perf_counter() - t0, 3)
-        if session is not None:
-            summary["timings"]["notebooks"] = {r.name: round(r.seconds, 3) for r in results}
-        write_json(tmp / "summary.json", summary)
-    if params.report:
-        from segwork.report import write_reports_index
-
-        write_reports_index(out.parent, Path(params.reports_root), say)
-    return out
+    except BaseException:
+        if session is not None:  # no new notebook starts; running ones end before tmp goes
+            session.stop.set()
+            if any(not f.done() for f in session.futures):
+                say("stopping: waiting for the notebooks already running to end")
+            session.pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    summary["timings"] = {k: round(v, 3) for k, v in timings.seconds.items()}
+    summary["timings"]["total"] = round(time.perf_counter() - t0, 3)
+    if session is not None:
+        summary["timings"]["notebooks"] = {r.name: round(r.seconds, 3) for r in results}
+    write_json(tmp / "summary.json", summary)
