@@ -998,6 +998,8 @@ def test_csv_title_rows_above_the_header(tmp_path: Path) -> None:
     assert rows == open_view(plain, cfg)[1]
     explicit = config_from_dict({"columns": KOREAN, "read": {"header_row": 3}})
     assert open_view(path, explicit)[1] == rows
+    past = config_from_dict({"columns": KOREAN, "read": {"header_row": 40}})
+    assert "read.header_row 40 is past the last line" in input_error(path, past)
     uci = tmp_path / "uci_titled.csv"  # a known layout is found the same way
     uci.write_text(
         f'"Sales report, Dec 2010"\nexported 2011-01-05\n{uci_frame().to_csv(index=False)}'
@@ -1007,7 +1009,9 @@ def test_csv_title_rows_above_the_header(tmp_path: Path) -> None:
 
 def test_excel_title_rows_above_the_header(tmp_path: Path) -> None:
     rows = excel_rows(korean_frame())
-    path = write_xlsx(tmp_path / "admin_export.xlsx", {"주문내역": [[TITLE], [], *rows]})
+    path = write_xlsx(
+        tmp_path / "admin_export.xlsx", {"주문내역": [[TITLE], [], *rows], "메모": [["note"]]}
+    )
     cfg = config_from_dict({"columns": KOREAN})
     info, got, _ = open_view(path, cfg)
     assert info.header_row == 3
@@ -1016,8 +1020,12 @@ def test_excel_title_rows_above_the_header(tmp_path: Path) -> None:
         ("536366", None, datetime(2010, 12, 2, 9, 0)),
         ("C536367", "13047", datetime(2010, 12, 13, 10, 15)),
     ]
+    assert info.sheets == ("주문내역",) and info.sheets_skipped == ("메모",)
     explicit = config_from_dict({"columns": KOREAN, "read": {"header_row": 3}})
-    assert open_view(path, explicit)[1] == got
+    info, again, _ = open_view(path, explicit)  # the short note sheet has no row 3: left out
+    assert again == got and info.sheets_skipped == ("메모",)
+    named = config_from_dict({"columns": KOREAN, "read": {"header_row": 3, "sheet": "메모"}})
+    assert "row 3 of sheet '메모' is empty" in input_error(path, named)
     wrong = config_from_dict({"columns": KOREAN, "read": {"header_row": 1}})
     assert "columns.customer_id = '고객번호' is not in the file" in input_error(path, wrong)
 

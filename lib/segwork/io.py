@@ -525,7 +525,8 @@ def _read_excel(path: Path, opts: ReadOptions, columns: ColumnMap | None) -> _Bo
             f"{path}: not a readable Excel workbook ({_first_line(exc)})"
         ) from None
     sheets = {
-        name: _cut_sheet(path, name, raw, opts.header_row, columns) for name, raw in raws.items()
+        name: _cut_sheet(path, name, raw, opts.header_row, columns, strict=opts.sheet is not None)
+        for name, raw in raws.items()
     }
     skipped: list[str] = []
     if opts.sheet is None or opts.sheet == "all":
@@ -558,18 +559,26 @@ def _read_excel(path: Path, opts: ReadOptions, columns: ColumnMap | None) -> _Bo
 
 
 def _cut_sheet(
-    path: Path, name: str, raw: pd.DataFrame, header_row: int | None, columns: ColumnMap | None
+    path: Path,
+    name: str,
+    raw: pd.DataFrame,
+    header_row: int | None,
+    columns: ColumnMap | None,
+    strict: bool,
 ) -> _Sheet | None:
     """The sheet below its header row (given, or the first that fits the mapping); None if empty.
 
     ``raw`` is read with ``header=None``, so its index is the sheet's row number minus one.
-    Empty rows are dropped (as in CSV) and so are unnamed columns with nothing in them.
+    Empty rows are dropped (as in CSV) and so are unnamed columns with nothing in them. A
+    ``read.header_row`` that is empty on this sheet is an error only for sheets named in config.
     """
     raw = raw.dropna(how="all")
     if raw.empty:
         return None
     if header_row is not None:
         at = header_row - 1
+        if at not in raw.index and not strict:
+            return _Sheet(pd.DataFrame(), header_row, False)  # left out as a different header
         if at not in raw.index:
             raise SegworkInputError(
                 f"{path}: read.header_row {header_row}: row {header_row} of sheet {name!r} is empty"
@@ -616,7 +625,9 @@ def _excel_types(df: pd.DataFrame, ids: set[str]) -> pd.DataFrame:
             continue
         values = out[col]
         kind = pd.api.types.infer_dtype(values, skipna=True)
-        if col in ids:
+        if kind in ("string", "empty"):  # all text cells: no per-cell work
+            out[col] = values.astype("str")
+        elif col in ids:
             out[col] = pd.Series([_id_text(v) for v in values], index=out.index, dtype="str")
         elif kind in ("integer", "floating", "mixed-integer-float", "decimal"):
             out[col] = pd.to_numeric(values)
@@ -1032,7 +1043,10 @@ def _plausible(expr: str) -> str:
 def _sample_fails(
     path: Path, con: duckdb.DuckDBPyConnection, rel: _Relation, header: str, value: str
 ) -> list[int]:
-    """Per date family, how many values of a sample of the column it fails to parse."""
+    """Per date family, how many values of a sample of the column it fails to parse.
+
+    A column with no values at all is an error: nothing to detect, nothing to keep.
+    """
     sample = (
         f"(SELECT {value} AS v FROM {rel.sql} WHERE {_ident(header)} IS NOT NULL "
         f"AND NOT {_is_na(f'trim({value})')} LIMIT {DATE_SAMPLE_ROWS})"
