@@ -29,6 +29,7 @@ VIEW_SCHEMA = [
     ("product_id", "VARCHAR"),
     ("product_name", "VARCHAR"),
     ("country", "VARCHAR"),
+    ("status", "VARCHAR"),
 ]
 UCI_HEADERS = (
     "InvoiceNo",
@@ -111,10 +112,10 @@ def typed_frame() -> pd.DataFrame:
 def open_view(
     path: Path, cfg: Config | None = None, view: str = "tx"
 ) -> tuple[SourceInfo, list[tuple[Any, ...]], duckdb.DuckDBPyConnection]:
-    """Open ``path`` on a fresh connection and return the info and all view rows."""
+    """Open ``path`` on a fresh connection and return the info and all view rows (no status)."""
     con = duckdb.connect()
     info = open_source(path, cfg or Config(), con, view=view)
-    rows = con.execute(f"SELECT * FROM {view} ORDER BY row_id").fetchall()
+    rows = con.execute(f"SELECT * EXCLUDE (status) FROM {view} ORDER BY row_id").fetchall()
     return info, rows, con
 
 
@@ -532,7 +533,9 @@ def test_excel_named_indexed_list_and_all_sheets(tmp_path: Path) -> None:
         tmp_path / "years.xlsx",
         {"y1": excel_rows(typed.iloc[:2]), "y2": excel_rows(typed.iloc[2:])},
     )
-    assert len(open_view(path)[1]) == 2
+    info, rows, _ = open_view(path)  # by default every sheet with the data's header
+    assert info.sheets == ("y1", "y2") and info.sheets_skipped == () and info.warnings == ()
+    assert_rows(rows, EXPECTED)
     info, rows, _ = open_view(path, config_from_dict({"read": {"sheet": "y2"}}))
     assert info.sheets == ("y2",) and [r[1] for r in rows] == ["C536367"]
     info, rows, _ = open_view(path, config_from_dict({"read": {"sheet": 1}}))
@@ -708,17 +711,323 @@ def test_bad_dates_with_explicit_format(tmp_path: Path) -> None:
 
 def test_text_in_numeric_columns(tmp_path: Path) -> None:
     df = uci_frame()
-    df["UnitPrice"] = ["2.55", "£3.39", "n/a"]  # 'n/a' is missing, not bad
+    df["UnitPrice"] = ["£2.55", "3.39 each", "n/a"]  # 'n/a' is missing, not bad
     path = tmp_path / "prices.csv"
     df.to_csv(path, index=False)
     msg = input_error(path)
-    assert "column 'UnitPrice' has 1 values that are not numbers, e.g. row 2: '£3.39'" in msg
+    assert "column 'UnitPrice' has 1 values that are not numbers, e.g. row 2: '3.39 each'" in msg
 
 
 def test_duplicate_header(tmp_path: Path) -> None:
     path = tmp_path / "dup.csv"
     path.write_text(",".join([*UCI_HEADERS, "Quantity"]) + "\n" + "1," * 8 + "1\n")
     assert "header 'Quantity' appears more than once" in input_error(path)
+
+
+# --------------------------------------------------------------------------- real exports (issue 8)
+
+
+def shop_frame(dates: list[str], prices: list[str] | None = None) -> pd.DataFrame:
+    """A small shop export in segwork's own layout, all text (as a CSV holds it)."""
+    n = len(dates)
+    return pd.DataFrame(
+        {
+            "invoice_id": [f"A{i}" for i in range(1, n + 1)],
+            "customer_id": [f"c{i}" for i in range(1, n + 1)],
+            "invoice_date": dates,
+            "quantity": ["1"] * n,
+            "unit_price": prices or ["10"] * n,
+        }
+    )
+
+
+def test_excel_text_ids_stay_text_like_the_csv(tmp_path: Path) -> None:
+    header = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price"]
+    header += ["Customer ID", "Country"]
+    when = datetime(2010, 12, 1, 8, 26)
+    body = [
+        ["000123", "85123A", "MUG", 1, when, 2.5, "000123", "Korea"],  # text cells
+        ["0123", "85123A", "MUG", 1, when, 2.5, "0123", "Korea"],
+        ["123", "85123A", "MUG", 1, when, 2.5, "123", "Korea"],
+        [536365, "85123A", "MUG", 1, when, 2.5, 17850.0, "Korea"],  # number cells
+    ]
+    path = write_xlsx(tmp_path / "ids.xlsx", {"Sheet1": [header, *body]})
+    _, rows, _ = open_view(path)
+    assert [r[2] for r in rows] == ["000123", "0123", "123", "17850"]
+    assert [r[1] for r in rows] == ["000123", "0123", "123", "536365"]
+    csv_path = tmp_path / "ids.csv"  # what "Save as CSV" writes for the same cells
+    csv_path.write_text(
+        ",".join(header)
+        + "\n"
+        + "".join(
+            f"{inv},85123A,MUG,1,2010-12-01 08:26,2.5,{cust},Korea\n"
+            for inv, cust in [("000123",) * 2, ("0123",) * 2, ("123",) * 2, ("536365", "17850")]
+        )
+    )
+    assert [r[1:3] for r in open_view(csv_path)[1]] == [r[1:3] for r in rows]
+
+
+def test_excel_reads_every_sheet_with_the_data_header(tmp_path: Path) -> None:
+    ii = typed_frame().rename(
+        columns={"InvoiceNo": "Invoice", "UnitPrice": "Price", "CustomerID": "Customer ID"}
+    )
+    notes = [["Online Retail II", None], ["Source", "UCI"]]
+    pivot = [["Country", "Revenue"], ["United Kingdom", 15.3]]
+    path = write_xlsx(
+        tmp_path / "online_retail_II.xlsx",
+        {
+            "Year 2009-2010": excel_rows(ii.iloc[:2]),
+            "Notes": notes,
+            "Year 2010-2011": excel_rows(ii.iloc[2:]),
+            "Pivot": pivot,
+            "Empty": [],
+        },
+    )
+    info, rows, _ = open_view(path)
+    assert info.layout == "online_retail_ii"
+    assert info.sheets == ("Year 2009-2010", "Year 2010-2011")
+    assert info.sheets_skipped == ("Notes", "Pivot")
+    assert_rows(rows, EXPECTED)
+    (code, message), *_ = [w for w in info.warnings if w[0] == "sheets_skipped"]
+    assert "'Notes', 'Pivot'" in message and "read.sheet" in message and "\n" not in message
+    info, rows, _ = open_view(path, config_from_dict({"read": {"sheet": "Year 2010-2011"}}))
+    assert info.sheets == ("Year 2010-2011",) and info.sheets_skipped == ()
+    assert [r[1] for r in rows] == ["C536367"]
+    msg = input_error(path, config_from_dict({"read": {"sheet": ["Year 2009-2010", "Notes"]}}))
+    assert "different headers" in msg
+
+
+def test_ambiguous_day_month_dates_refused(tmp_path: Path) -> None:
+    dates = ["01/12/2011 10:00", "02/11/2011 09:30", "03/10/2011 18:00", "12/01/2011 08:00"]
+    path = tmp_path / "dates.csv"
+    shop_frame(dates).to_csv(path, index=False)
+    msg = input_error(path)
+    assert "'invoice_date' has dates that read two ways" in msg
+    assert "row 1: '01/12/2011 10:00' is 2011-01-12 10:00 as '%m/%d/%Y %H:%M'" in msg
+    assert "or 2011-12-01 10:00 as '%d/%m/%Y %H:%M'" in msg
+    assert "read.date_format" in msg
+
+
+def test_date_format_settles_ambiguous_dates_with_a_warning(tmp_path: Path) -> None:
+    dates = ["01/12/2011 10:00", "02/11/2011 09:30", "03/10/2011 18:00"]
+    path = tmp_path / "dates.csv"
+    shop_frame(dates).to_csv(path, index=False)
+    info, rows, _ = open_view(path, config_from_dict({"read": {"date_format": "%d/%m/%Y %H:%M"}}))
+    assert [r[3] for r in rows] == [
+        datetime(2011, 12, 1, 10, 0),
+        datetime(2011, 11, 2, 9, 30),
+        datetime(2011, 10, 3, 18, 0),
+    ]
+    assert info.date_format == "%d/%m/%Y %H:%M"
+    [(code, message)] = info.warnings
+    assert code == "ambiguous_dates"
+    assert "'%m/%d/%Y %H:%M'" in message and "2011-01-12 10:00" in message
+
+
+def test_unambiguous_dates_record_their_format(tmp_path: Path) -> None:
+    path = tmp_path / "dates.csv"
+    shop_frame(["01/01/2011", "02/02/2011", "03/03/2011"]).to_csv(path, index=False)
+    info, rows, _ = open_view(path)  # day == month: both orders agree, nothing to ask
+    assert info.date_format == "%m/%d/%Y" and info.warnings == ()
+    assert [r[3] for r in rows][1] == datetime(2011, 2, 2)
+    shop_frame(["12/1/2010 8:26", "12/13/2010 10:15"]).to_csv(path, index=False)
+    assert open_view(path)[0].date_format == "%m/%d/%Y %H:%M"
+    shop_frame(["2010-12-01 08:26", "2010-12-13 10:15"]).to_csv(path, index=False)
+    assert open_view(path)[0].date_format == "ISO 8601"
+    xlsx = write_xlsx(tmp_path / "cells.xlsx", {"s": excel_rows(typed_frame())})
+    assert open_view(xlsx)[0].date_format == "Excel date cells"
+
+
+def test_utc_offsets_keep_the_clock_time_written(tmp_path: Path) -> None:
+    dates = ["2011-12-01T00:30:00+09:00", "2011-12-01 23:10:00Z", "2011-12-02 08:00:00-05:00"]
+    path = tmp_path / "offsets.csv"
+    shop_frame(dates).to_csv(path, index=False)
+    info, rows, _ = open_view(path)
+    assert info.date_format == "ISO 8601"
+    assert [r[3] for r in rows] == [
+        datetime(2011, 12, 1, 0, 30),
+        datetime(2011, 12, 1, 23, 10),
+        datetime(2011, 12, 2, 8, 0),
+    ]
+
+
+def test_parquet_time_zone_timestamps_read_in_utc(tmp_path: Path) -> None:
+    df = typed_frame()
+    df["InvoiceDate"] = df["InvoiceDate"].dt.tz_localize("Asia/Seoul")
+    path = tmp_path / "tz.parquet"
+    df.to_parquet(path)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'America/New_York'")  # the machine's zone must not matter
+    info = open_source(path, Config(), con)
+    got = [r[0] for r in con.execute("SELECT invoice_date FROM tx ORDER BY row_id").fetchall()]
+    assert got[0] == datetime(2010, 11, 30, 23, 26)  # 08:26 in Seoul
+    assert info.date_format == "Parquet timestamps (in UTC)"
+
+
+def test_cr_only_line_endings(tmp_path: Path) -> None:
+    path = tmp_path / "mac.csv"
+    text = uci_frame().to_csv(index=False, lineterminator="\r")
+    path.write_bytes(text.encode("cp949"))
+    info, rows, _ = open_view(path)
+    assert info.layout == "uci_online_retail"
+    assert_rows(rows, EXPECTED)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("12,900원", 12900.0),
+        ("₩12,900", 12900.0),
+        ("￦12,900", 12900.0),
+        ("KRW 12,900", 12900.0),
+        ("1,200 원", 1200.0),
+        ("1,200\u00a0원", 1200.0),
+        ("£3.50", 3.5),
+        ("$1,200.00", 1200.0),
+        ("-₩12,900", -12900.0),
+        ("₩-500", -500.0),
+        ("-3,000원", -3000.0),
+        ("12900원", 12900.0),
+        ("usd 7", 7.0),
+    ],
+)
+def test_money_written_as_text(tmp_path: Path, text: str, value: float) -> None:
+    path = tmp_path / "money.csv"
+    shop_frame(["2024-03-01", "2024-03-02"], prices=[text, "5"]).to_csv(path, index=False)
+    _, rows, _ = open_view(path)
+    assert [r[5] for r in rows] == [value, 5.0]
+
+
+def test_money_still_refuses_what_is_not_a_number(tmp_path: Path) -> None:
+    path = tmp_path / "money.csv"
+    prices = ["₩12,900", "약 3,000원", "₩", "-", "12,90원"]
+    shop_frame([f"2024-03-0{i}" for i in range(1, 6)], prices).to_csv(path, index=False)
+    msg = input_error(path)
+    assert "'unit_price' has 3 values that are not numbers" in msg
+    assert "row 2: '약 3,000원', row 3: '₩', row 5: '12,90원'" in msg
+
+
+def test_money_with_european_thousands(tmp_path: Path) -> None:
+    path = tmp_path / "money.csv"
+    shop_frame(["2024-03-01", "2024-03-02"], ["€1.234,50", "2,5"]).to_csv(
+        path, index=False, sep=";"
+    )
+    _, rows, _ = open_view(path, config_from_dict({"read": {"thousands": "."}}))
+    assert [r[5] for r in rows] == [1234.5, 2.5]
+
+
+def test_excel_money_text_cells(tmp_path: Path) -> None:
+    rows = [["customer_id", "invoice_date", "amount"], ["c1", "2024-03-01", "12,900원"]]
+    rows.append(["c2", "2024-03-02", 5000])
+    path = write_xlsx(tmp_path / "money.xlsx", {"s": rows})
+    assert [r[6] for r in open_view(path)[1]] == [12900.0, 5000.0]
+
+
+KOREAN_TIMES = [
+    ("2024-03-05 오후 3:12:00", datetime(2024, 3, 5, 15, 12)),
+    ("2024-03-05 오전 9:05:30", datetime(2024, 3, 5, 9, 5, 30)),
+    ("2024-03-05 오전 12:10:00", datetime(2024, 3, 5, 0, 10)),
+    ("2024-03-05 오후 12:10:00", datetime(2024, 3, 5, 12, 10)),
+]
+
+
+def test_korean_am_pm_times_detected(tmp_path: Path) -> None:
+    path = tmp_path / "korean_times.csv"
+    shop_frame([t for t, _ in KOREAN_TIMES]).to_csv(path, index=False, encoding="cp949")
+    info, rows, _ = open_view(path)
+    assert [r[3] for r in rows] == [want for _, want in KOREAN_TIMES]
+    assert info.date_format == "%Y-%m-%d %p %I:%M:%S"
+    dotted = ["2024.03.05 오전 9:05", "2024.03.06 오후 11:59"]
+    shop_frame(dotted).to_csv(path, index=False)
+    assert [r[3] for r in open_view(path)[1]] == [
+        datetime(2024, 3, 5, 9, 5),
+        datetime(2024, 3, 6, 23, 59),
+    ]
+
+
+def test_korean_am_pm_times_with_date_format(tmp_path: Path) -> None:
+    path = tmp_path / "korean_times.csv"
+    shop_frame(["2024/3/5 오후 3:12", "2024/3/6 오전 12:00"]).to_csv(path, index=False)
+    cfg = config_from_dict({"read": {"date_format": "%Y/%m/%d %p %I:%M"}})
+    info, rows, _ = open_view(path, cfg)
+    assert [r[3] for r in rows] == [datetime(2024, 3, 5, 15, 12), datetime(2024, 3, 6, 0, 0)]
+    assert info.date_format == "%Y/%m/%d %p %I:%M"
+
+
+def test_status_column_mapped_trimmed(tmp_path: Path) -> None:
+    df = korean_frame()
+    df["주문상태"] = [" 배송완료 ", "", "취소"]
+    path = tmp_path / "orders.csv"
+    df.to_csv(path, index=False)
+    cfg = config_from_dict({"columns": {**KOREAN, "status": "주문상태"}})
+    con = duckdb.connect()
+    info = open_source(path, cfg, con)
+    assert info.mapping["status"] == "주문상태"
+    got = con.execute("SELECT status FROM tx ORDER BY row_id").fetchall()
+    assert got == [("배송완료",), (None,), ("취소",)]
+    con = duckdb.connect()
+    open_source(path, config_from_dict({"columns": KOREAN}), con)  # not mapped: NULL
+    assert con.execute("SELECT count(status) FROM tx").fetchall() == [(0,)]
+
+
+def test_status_column_in_segwork_layout_and_parquet(tmp_path: Path) -> None:
+    df = shop_frame(["2024-03-01", "2024-03-02"])
+    df["status"] = ["paid", "returned "]
+    path = tmp_path / "shop.parquet"
+    df.to_parquet(path)
+    con = duckdb.connect()
+    assert open_source(path, Config(), con).mapping["status"] == "status"
+    assert con.execute("SELECT status FROM tx ORDER BY row_id").fetchall() == [
+        ("paid",),
+        ("returned",),
+    ]
+
+
+TITLE = "주문내역 조회 (2024-03-01 ~ 2024-03-31)"
+
+
+def test_csv_title_rows_above_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "admin_export.csv"
+    body = korean_frame().to_csv(index=False)
+    path.write_text(f"{TITLE}\n\n{body}", encoding="cp949")
+    cfg = config_from_dict({"columns": KOREAN})
+    info, rows, _ = open_view(path, cfg)
+    assert info.header_row == 3 and info.headers[0] == "주문번호"
+    plain = tmp_path / "plain.csv"
+    korean_frame().to_csv(plain, index=False)
+    assert rows == open_view(plain, cfg)[1]
+    explicit = config_from_dict({"columns": KOREAN, "read": {"header_row": 3}})
+    assert open_view(path, explicit)[1] == rows
+    past = config_from_dict({"columns": KOREAN, "read": {"header_row": 40}})
+    assert "read.header_row 40 is past the last line" in input_error(path, past)
+    uci = tmp_path / "uci_titled.csv"  # a known layout is found the same way
+    uci.write_text(
+        f'"Sales report, Dec 2010"\nexported 2011-01-05\n{uci_frame().to_csv(index=False)}'
+    )
+    assert_rows(open_view(uci)[1], EXPECTED)
+
+
+def test_excel_title_rows_above_the_header(tmp_path: Path) -> None:
+    rows = excel_rows(korean_frame())
+    path = write_xlsx(
+        tmp_path / "admin_export.xlsx", {"주문내역": [[TITLE], [], *rows], "메모": [["note"]]}
+    )
+    cfg = config_from_dict({"columns": KOREAN})
+    info, got, _ = open_view(path, cfg)
+    assert info.header_row == 3
+    assert [r[1:4] for r in got] == [
+        ("536365", "17850", datetime(2010, 12, 1, 8, 26)),
+        ("536366", None, datetime(2010, 12, 2, 9, 0)),
+        ("C536367", "13047", datetime(2010, 12, 13, 10, 15)),
+    ]
+    assert info.sheets == ("주문내역",) and info.sheets_skipped == ("메모",)
+    explicit = config_from_dict({"columns": KOREAN, "read": {"header_row": 3}})
+    info, again, _ = open_view(path, explicit)  # the short note sheet has no row 3: left out
+    assert again == got and info.sheets_skipped == ("메모",)
+    named = config_from_dict({"columns": KOREAN, "read": {"header_row": 3, "sheet": "메모"}})
+    assert "row 3 of sheet '메모' is empty" in input_error(path, named)
+    wrong = config_from_dict({"columns": KOREAN, "read": {"header_row": 1}})
+    assert "columns.customer_id = '고객번호' is not in the file" in input_error(path, wrong)
 
 
 # --------------------------------------------------------------------------- real data

@@ -71,3 +71,65 @@ def test_standard4_switches_off_extra_rules():
         True,
     )
     assert not r.drop_duplicates and not r.drop_non_product
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "needle"),
+    [
+        ("read:\n  date_format: ['%d/%m/%Y', '%Y-%m-%d']\n", "read.date_format must be text"),
+        ("rfm:\n  bins: five\n", "rfm.bins must be a whole number, not 'five' (text)"),
+        (
+            "clean:\n  non_product_codes: P0001\n",
+            "clean.non_product_codes must be a list of texts, not 'P0001' (text)",
+        ),
+        (
+            'clean:\n  drop_duplicates: "no"\n',
+            "clean.drop_duplicates must be true or false, not 'no' (text)",
+        ),
+        ("clean:\n  drop_duplicates:\n", "clean.drop_duplicates must be true or false, not null"),
+        ("read:\n  sheet: 1.5\n", "read.sheet must be text, a whole number, a list of"),
+        ("read:\n  header_row: '3'\n", "read.header_row must be a whole number or nothing"),
+        ("columns:\n  customer_id: 2024\n", "columns.customer_id must be text or nothing (null)"),
+        (
+            "rfm:\n  fixed_edges:\n    recency_days: [30, soon]\n",
+            "rfm.fixed_edges must be a mapping of texts to lists of numbers",
+        ),
+        ("clean:\n  cancellations: [drop]\n", "clean.cancellations must be drop or net"),
+        ("read: utf-8\n", "'read' must be a mapping"),
+    ],
+)
+def test_config_values_type_checked(tmp_path: Path, yaml_text: str, needle: str):
+    p = tmp_path / "config.yaml"
+    p.write_text(yaml_text, encoding="utf-8")
+    with pytest.raises(SegworkInputError) as exc:
+        load_config(p)
+    msg = str(exc.value)
+    assert msg.startswith(f"{p}: ") and needle in msg and "\n" not in msg
+
+
+def test_config_types_coerced_from_yaml(tmp_path: Path):
+    p = tmp_path / "config.yaml"
+    p.write_text(
+        "read:\n  sheet: [Year 2009-2010, 1]\n  header_row: 3\n"
+        "clean:\n  non_product_codes: [POST, P0001]\n  drop_duplicates: no\n"
+        "rfm:\n  fixed_edges:\n    recency_days: [30, 60, 90, 180]\n"
+        "columns:\n  customer_id: 고객번호\n  invoice_date: 주문일자\n  amount: 금액\n"
+        "  status: 주문상태\n",
+        encoding="utf-8",
+    )
+    cfg = load_config(p)
+    assert cfg.read.sheet == ["Year 2009-2010", 1] and cfg.read.header_row == 3
+    assert cfg.clean.non_product_codes == ("POST", "P0001")  # a tuple, as the dataclass says
+    assert cfg.clean.drop_duplicates is False
+    assert cfg.rfm.fixed_edges == {"recency_days": [30.0, 60.0, 90.0, 180.0]}
+    assert cfg.columns.status == "주문상태"
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+
+
+def test_unknown_keys_suggest_the_closest():
+    with pytest.raises(SegworkInputError, match="unknown key clean.drop_duplicate; did you mean"):
+        config_from_dict({"clean": {"drop_duplicate": True}})
+    with pytest.raises(SegworkInputError, match="'colums'; did you mean 'columns'"):
+        config_from_dict({"colums": {}})
+    with pytest.raises(SegworkInputError, match="read.header_row counts from 1"):
+        config_from_dict({"read": {"header_row": 0}})

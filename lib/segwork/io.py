@@ -4,6 +4,10 @@ Parquet stays lazy: the view is a projection with casts straight over ``read_par
 streams. CSV and Excel are read with pandas (strings, or typed Excel cells), registered on the
 connection only while they are validated and parsed into a temp table, then unregistered; the
 view reads that table, so nothing in Python has to be kept alive.
+
+Real exports are messy, so the reader finds the header below title rows, reads every Excel sheet
+that shares the data's header, keeps Excel ID cells as text, reads money written with a currency
+('12,900원', '$1,200.00') and Korean AM/PM times, and refuses dates that read two ways.
 """
 
 from __future__ import annotations
@@ -59,7 +63,24 @@ DATE_FAMILIES: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("%d-%m-%Y", ("%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M", "%d-%m-%Y")),
     ("%m/%d/%y %H:%M", ("%m/%d/%y %H:%M:%S", "%m/%d/%y %H:%M", "%m/%d/%y")),
     ("%d/%m/%y %H:%M", ("%d/%m/%y %H:%M:%S", "%d/%m/%y %H:%M", "%d/%m/%y")),
+    # Korean Excel's default display; 오전/오후 are read as AM/PM for %p (see _date_sql).
+    ("%Y-%m-%d %p %I:%M:%S", ("%Y-%m-%d %p %I:%M:%S", "%Y-%m-%d %p %I:%M")),
+    ("%Y.%m.%d %p %I:%M:%S", ("%Y.%m.%d %p %I:%M:%S", "%Y.%m.%d %p %I:%M")),
+    ("%Y/%m/%d %p %I:%M:%S", ("%Y/%m/%d %p %I:%M:%S", "%Y/%m/%d %p %I:%M")),
+    ("%Y. %m. %d. %p %I:%M:%S", ("%Y. %m. %d. %p %I:%M:%S", "%Y. %m. %d. %p %I:%M")),
 )
+#: What ``SourceInfo.date_format`` says for the ISO family and for typed date cells.
+ISO_LABEL, EXCEL_DATES, PARQUET_DATES = "ISO 8601", "Excel date cells", "Parquet timestamps"
+#: Korean meridiem markers, rewritten for strptime's %p.
+MERIDIEM = (("오전", "AM"), ("오후", "PM"))
+#: Currency symbols and codes allowed before or after a number written as text ('₩12,900').
+CURRENCY = r"(?:US\$|₩|￦|\$|£|€|¥|원|(?i:KRW|USD|GBP|EUR|JPY|CNY))"
+#: Whitespace around a currency, including the no-break space spreadsheets like to write.
+_BLANK = r"[\s\x{00A0}]*"
+#: How many rows (lines in CSV) are searched for the header row.
+HEADER_SCAN_ROWS = 20
+#: Canonical columns read as text from Excel, so '000123' stays '000123' (as in the CSV).
+ID_COLUMNS = ("invoice_id", "customer_id")
 #: Auto-detected dates outside these years count as unparsed (e.g. ``%Y`` reading '10').
 PLAUSIBLE_YEARS = (1900, 2100)
 NUMERIC_TYPES = frozenset(
@@ -90,6 +111,7 @@ VIEW_TYPES: tuple[tuple[str, str], ...] = (
     ("product_id", "VARCHAR"),
     ("product_name", "VARCHAR"),
     ("country", "VARCHAR"),
+    ("status", "VARCHAR"),
 )
 ROW_ID_COLUMN = "__segwork_row_id"
 SAMPLE_BYTES = 1 << 16
@@ -107,6 +129,10 @@ class SourceInfo:
     headers: tuple[str, ...]  # headers found in the file
     mapping: dict[str, str]  # canonical name -> header used
     sheets: tuple[str, ...] | None  # Excel sheets read
+    date_format: str | None = None  # "ISO 8601", a strftime pattern, "Excel date cells", ...
+    sheets_skipped: tuple[str, ...] = ()  # Excel sheets left out because their header differs
+    warnings: tuple[tuple[str, str], ...] = ()  # (code, message), e.g. ("ambiguous_dates", ...)
+    header_row: int = 1  # 1-based row of the header (of the first sheet read)
 
 
 @dataclass(frozen=True)
@@ -117,6 +143,34 @@ class _Relation:
     row_id: str
     types: dict[str, str]
     typed: bool = False  # Parquet: values are stored typed, not as text from an export
+
+
+@dataclass(frozen=True)
+class _Book:
+    """The sheets of a workbook that were stacked into one frame, and those left out."""
+
+    frame: pd.DataFrame
+    sheets: tuple[str, ...]
+    skipped: tuple[str, ...]
+    header_row: int
+
+
+@dataclass(frozen=True)
+class _Sheet:
+    """One sheet cut at its header row: the frame, that row (1-based), and whether it maps."""
+
+    frame: pd.DataFrame
+    header_row: int
+    fits: bool
+
+
+@dataclass(frozen=True)
+class _Dates:
+    """SQL for the date column, the format it uses, and warnings for the run summary."""
+
+    expr: str
+    label: str | None
+    warnings: tuple[tuple[str, str], ...] = ()
 
 
 # --------------------------------------------------------------------------- public entry
@@ -131,26 +185,34 @@ def open_source(
     raw_name, table = f"__segwork_raw_{view}", f"__segwork_src_{view}"
     _unregister(con, raw_name)
     encoding: str | None = None
-    sheets: tuple[str, ...] | None = None
+    book: _Book | None = None
+    header_row = 1
     if fmt == "parquet":
         headers, rel = _parquet_relation(p, con)
         layout, mapping = _resolve_mapping(p, headers, cfg.columns)
-        exprs = _column_exprs(p, con, rel, mapping, cfg.read)
+        exprs, dates = _column_exprs(p, con, rel, mapping, cfg.read)
         _create_view(con, view, rel, exprs, table=None)
         con.execute(f"DROP TABLE IF EXISTS temp.main.{_ident(table)}")
     else:
         if fmt == "csv":
-            df, encoding = _read_csv(p, cfg.read)
+            df, encoding, header_row = _read_csv(p, cfg.read, cfg.columns)
         else:
-            df, sheets = _read_excel(p, cfg.read)
+            book = _read_excel(p, cfg.read, cfg.columns)
+            df, header_row = book.frame, book.header_row
         headers = tuple(df.columns)
         layout, mapping = _resolve_mapping(p, headers, cfg.columns)
-        rel = _register_frame(con, raw_name, _used_columns(df, mapping))
+        used = _used_columns(df, mapping)
+        if book is not None:
+            used = _excel_types(used, {mapping[c] for c in ID_COLUMNS if c in mapping})
+        rel = _register_frame(con, raw_name, used)
         try:
-            exprs = _column_exprs(p, con, rel, mapping, cfg.read)
+            exprs, dates = _column_exprs(p, con, rel, mapping, cfg.read)
             _create_view(con, view, rel, exprs, table=table)
         finally:
             _unregister(con, raw_name)
+    notes = list(dates.warnings)
+    if book is not None and book.skipped:
+        notes.append(("sheets_skipped", _skipped_note(p, book)))
     return SourceInfo(
         path=p,
         format=fmt,
@@ -158,7 +220,11 @@ def open_source(
         encoding=encoding,
         headers=headers,
         mapping=mapping,
-        sheets=sheets,
+        sheets=book.sheets if book else None,
+        date_format=dates.label,
+        sheets_skipped=book.skipped if book else (),
+        warnings=tuple(notes),
+        header_row=header_row,
     )
 
 
@@ -246,12 +312,22 @@ def _parquet_relation(
 # --------------------------------------------------------------------------- csv
 
 
-def _read_csv(path: Path, opts: ReadOptions) -> tuple[pd.DataFrame, str]:
-    """Decode, sniff and parse a (possibly gzipped) CSV into a DataFrame of strings."""
+def _read_csv(
+    path: Path, opts: ReadOptions, columns: ColumnMap | None
+) -> tuple[pd.DataFrame, str, int]:
+    """Decode, sniff and parse a (possibly gzipped) CSV into strings; also the header's line."""
     data = _raw_bytes(path)
     text, encoding = _decode(path, data, opts.encoding)
     if not text.strip():
         raise SegworkInputError(f"{path}: file has no content (only whitespace)")
+    text = _lf_newlines(text)
+    skip = _csv_header_line(text, opts.header_row, columns)
+    if skip:
+        text = _drop_lines(text, skip)
+        if not text.strip():
+            raise SegworkInputError(
+                f"{path}: read.header_row {opts.header_row} is past the last line of the file"
+            )
     sep = _sniff_delimiter(
         text[:SAMPLE_BYTES], default="\t" if ".tsv" in path.name.lower() else ","
     )
@@ -273,7 +349,49 @@ def _read_csv(path: Path, opts: ReadOptions) -> tuple[pd.DataFrame, str]:
         raise SegworkInputError(
             f"{path}: file has a header ({_show_headers(list(df.columns))}) but no data rows"
         )
-    return df, encoding
+    return df, encoding, skip + 1
+
+
+def _lf_newlines(text: str) -> str:
+    """Old Excel for Mac ends lines with CR only: make them LF so every parser sees the rows."""
+    sample = text[:SAMPLE_BYTES]
+    if sample.count("\r") > sample.count("\n"):
+        return text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def _csv_header_line(text: str, header_row: int | None, columns: ColumnMap | None) -> int:
+    """0-based line of the header: ``read.header_row``, else the first of the first lines that
+    fits the mapping (title rows above it are skipped), else the first line."""
+    if header_row is not None:
+        return header_row - 1
+    for i, line in enumerate(text[:SAMPLE_BYTES].split("\n")[:HEADER_SCAN_ROWS]):
+        for sep in DELIMITERS:
+            try:
+                cells = next(csv.reader([line.rstrip("\r")], delimiter=sep), [])
+            except csv.Error:
+                continue
+            if len(cells) > 1 and _header_fits(tuple(c.strip() for c in cells), columns):
+                return i
+    return 0
+
+
+def _drop_lines(text: str, n: int) -> str:
+    """``text`` without its first ``n`` lines."""
+    pos = 0
+    for _ in range(n):
+        nxt = text.find("\n", pos)
+        if nxt < 0:
+            return ""
+        pos = nxt + 1
+    return text[pos:]
+
+
+def _header_fits(cells: tuple[str, ...], columns: ColumnMap | None) -> bool:
+    """True when a row of cells holds the configured headers, or a known layout's."""
+    if columns is not None:
+        return set(columns.as_dict().values()) <= set(cells)
+    return any(_layout_mapping(n, layout, cells) for n, layout in KNOWN_LAYOUTS.items())
 
 
 def _raw_bytes(path: Path) -> bytes:
@@ -385,48 +503,163 @@ def _check_duplicate_headers(path: Path, text: str, sep: str) -> None:
 # --------------------------------------------------------------------------- excel
 
 
-def _read_excel(path: Path, opts: ReadOptions) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """Read one, several or all sheets with calamine and stack them (headers must agree)."""
+def _read_excel(path: Path, opts: ReadOptions, columns: ColumnMap | None) -> _Book:
+    """Read the workbook's sheets with calamine, cut each at its header row and stack them.
+
+    By default every sheet with the same header as the first one that fits the mapping is read
+    (Online Retail II ships as two yearly sheets); sheets with another header are left out and
+    named in ``_Book.skipped``. With ``read.sheet`` the sheets named must share one header.
+    """
     try:
         with pd.ExcelFile(path, engine="calamine") as book:
             names = [str(s) for s in book.sheet_names]
             wanted = _pick_sheets(path, opts.sheet, names)
-            frames = {name: pd.read_excel(book, sheet_name=name, header=0) for name in wanted}
+            raws = {
+                name: pd.read_excel(book, sheet_name=name, header=None, dtype=object)
+                for name in wanted
+            }
     except SegworkInputError:
         raise
     except Exception as exc:  # calamine raises its own error types for corrupt workbooks
         raise SegworkInputError(
             f"{path}: not a readable Excel workbook ({_first_line(exc)})"
         ) from None
-    if opts.sheet == "all":
-        frames = {k: v for k, v in frames.items() if len(v.columns)} or frames
-    for name, frame in frames.items():
-        frame.columns = [str(c).strip() for c in frame.columns]
-        if not len(frame.columns):
+    sheets = {
+        name: _cut_sheet(path, name, raw, opts.header_row, columns, strict=opts.sheet is not None)
+        for name, raw in raws.items()
+    }
+    skipped: list[str] = []
+    if opts.sheet is None or opts.sheet == "all":
+        present = {k: v for k, v in sheets.items() if v is not None}
+        if not present:
+            raise SegworkInputError(f"{path}: every sheet is empty ({', '.join(names)})")
+        if opts.sheet is None:
+            first = next((k for k, v in present.items() if v.fits), next(iter(present)))
+            same = set(present[first].frame.columns)
+            skipped = [k for k, v in present.items() if set(v.frame.columns) != same]
+            present = {k: v for k, v in present.items() if k not in skipped}
+        sheets = present
+    for name, sheet in sheets.items():
+        if sheet is None:
             raise SegworkInputError(f"{path}: sheet {name!r} is empty")
+    frames = {name: sheet.frame for name, sheet in sheets.items() if sheet is not None}
     _check_sheet_headers(path, frames)
     df = (
         pd.concat(list(frames.values()), ignore_index=True)
         if len(frames) > 1
-        else next(iter(frames.values()))
+        else next(iter(frames.values())).reset_index(drop=True)
     )
     if df.empty:
         raise SegworkInputError(
             f"{path}: sheet(s) {', '.join(frames)} have a header but no data rows"
         )
-    for col in df.columns:
-        if df[col].dtype == object:
-            df[col] = pd.Series([_cell_text(v) for v in df[col]], index=df.index, dtype="str")
-    return df, tuple(frames)
+    first_sheet = next(iter(sheets.values()))
+    assert first_sheet is not None
+    return _Book(df, tuple(frames), tuple(skipped), first_sheet.header_row)
+
+
+def _cut_sheet(
+    path: Path,
+    name: str,
+    raw: pd.DataFrame,
+    header_row: int | None,
+    columns: ColumnMap | None,
+    strict: bool,
+) -> _Sheet | None:
+    """The sheet below its header row (given, or the first that fits the mapping); None if empty.
+
+    ``raw`` is read with ``header=None``, so its index is the sheet's row number minus one.
+    Empty rows are dropped (as in CSV) and so are unnamed columns with nothing in them. A
+    ``read.header_row`` that is empty on this sheet is an error only for sheets named in config.
+    """
+    raw = raw.dropna(how="all")
+    if raw.empty:
+        return None
+    if header_row is not None:
+        at = header_row - 1
+        if at not in raw.index and not strict:
+            return _Sheet(pd.DataFrame(), header_row, False)  # left out as a different header
+        if at not in raw.index:
+            raise SegworkInputError(
+                f"{path}: read.header_row {header_row}: row {header_row} of sheet {name!r} is empty"
+            )
+        fits = True
+    else:
+        head = raw.head(HEADER_SCAN_ROWS)
+        rows = {label: tuple(_header_text(v) for v in row) for label, row in head.iterrows()}
+        found = [label for label, cells in rows.items() if _header_fits(cells, columns)]
+        at, fits = (found[0], True) if found else (raw.index[0], False)
+    body = raw.loc[raw.index > at]
+    body.columns = _column_names([_header_text(v) for v in raw.loc[at]])
+    blank = [c for c in body.columns if c.startswith("Unnamed: ") and body[c].isna().all()]
+    return _Sheet(body.drop(columns=blank), int(at) + 1, fits)
+
+
+def _header_text(value: Any) -> str:
+    """A header cell as text: '' for empty, 2024 (a number cell) as '2024'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return (_cell_text(value) or "").strip()
+
+
+def _column_names(cells: list[str]) -> list[str]:
+    """Header cells as unique column names, the way pandas makes them ('Unnamed: 3', 'X.1')."""
+    names: list[str] = []
+    for i, cell in enumerate(cells):
+        name, k = cell or f"Unnamed: {i}", 0
+        while name in names:
+            k += 1
+            name = f"{cell}.{k}"
+        names.append(name)
+    return names
+
+
+def _excel_types(df: pd.DataFrame, ids: set[str]) -> pd.DataFrame:
+    """Type the raw cells: ID columns as text, all-number columns as numbers, all-date columns
+    as timestamps, anything mixed as text (dates in ISO form) for the text parsers."""
+    out = df.copy()
+    for col in out.columns:
+        if col == ROW_ID_COLUMN:
+            continue
+        values = out[col]
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        if kind in ("string", "empty"):  # all text cells: no per-cell work
+            out[col] = values.astype("str")
+        elif col in ids:
+            out[col] = pd.Series([_id_text(v) for v in values], index=out.index, dtype="str")
+        elif kind in ("integer", "floating", "mixed-integer-float", "decimal"):
+            out[col] = pd.to_numeric(values)
+        elif kind in ("datetime", "datetime64"):
+            out[col] = pd.to_datetime(values)
+        else:
+            out[col] = pd.Series([_cell_text(v) for v in values], index=out.index, dtype="str")
+    return out
+
+
+def _id_text(value: Any) -> str | None:
+    """An ID cell as the CSV export writes it: text as typed ('000123'), 17850.0 as '17850'."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return _cell_text(value)
+
+
+def _skipped_note(path: Path, book: _Book) -> str:
+    """The warning for sheets left out of a workbook."""
+    left = ", ".join(repr(s) for s in book.skipped)
+    read = ", ".join(repr(s) for s in book.sheets)
+    return (
+        f"{path}: skipped sheet(s) {left}: their header differs from the data sheet(s) {read}; "
+        "name the sheets to read with read.sheet"
+    )
 
 
 def _pick_sheets(path: Path, sheet: Any, names: list[str]) -> list[str]:
     """Resolve ``read.sheet`` (None, name, index, list or 'all') to sheet names."""
     if not names:
         raise SegworkInputError(f"{path}: workbook has no sheets")
-    if sheet is None:
-        return [names[0]]
-    if sheet == "all":
+    if sheet is None or sheet == "all":
         return list(names)
     items = sheet if isinstance(sheet, list | tuple) else [sheet]
     picked: list[str] = []
@@ -642,19 +875,48 @@ def _bad_text(value: str, parsed: str) -> str:
     return f"({parsed} IS NULL AND {value} IS NOT NULL AND NOT {_is_na(f'trim({value})')})"
 
 
-def _number_sql(value: str, thousands: str | None) -> str:
-    """Parse trimmed text as DOUBLE, dropping thousands separators ('.' means decimal comma)."""
+def _ungrouped(value: str, thousands: str | None) -> str:
+    """Text with thousands separators dropped ('.' means decimal comma: '1.234,5' -> '1234.5')."""
     if thousands == ".":
-        value = f"replace(replace({value}, '.', ''), ',', '.')"
-    elif thousands:
-        value = f"replace({value}, {_lit(thousands)}, '')"
-    return f"NULLIF(TRY_CAST({value} AS DOUBLE), 'NaN'::DOUBLE)"
+        return f"replace(replace({value}, '.', ''), ',', '.')"
+    if thousands:
+        return f"replace({value}, {_lit(thousands)}, '')"
+    return value
+
+
+def _number_sql(value: str, thousands: str | None) -> str:
+    """Parse text as DOUBLE; failing that, as money with a currency ('₩12,900', '1,200 원').
+
+    The money branch runs only on values the plain cast rejects, so clean files stay fast. With a
+    currency and no ``read.thousands``, commas count as thousands separators only in a strict
+    grouping ('12,900', '1,234.50'): these currencies write no decimal comma.
+    """
+    plain = f"NULLIF(TRY_CAST({_ungrouped(value, thousands)} AS DOUBLE), 'NaN'::DOUBLE)"
+    head = _lit(f"^{_BLANK}([+-]?){_BLANK}{CURRENCY}{_BLANK}")
+    tail = _lit(f"{_BLANK}{CURRENCY}{_BLANK}$")
+    bare = f"regexp_replace(regexp_replace({value}, {head}, '\\1'), {tail}, '')"
+    if thousands:
+        number = _ungrouped(bare, thousands)
+    else:
+        grouped = _lit(r"[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?")
+        number = f"CASE WHEN regexp_full_match({bare}, {grouped}) THEN replace({bare}, ',', '') ELSE {bare} END"
+    money = f"CASE WHEN {bare} <> {value} THEN TRY_CAST({number} AS DOUBLE) END"
+    # CASE, not COALESCE: DuckDB evaluates a CASE branch only for the rows that reach it.
+    return f"CASE WHEN {plain} IS NULL THEN {money} ELSE {plain} END"
 
 
 def _date_sql(value: str, formats: tuple[str, ...] | None) -> str:
-    """Parse trimmed text as TIMESTAMP: ISO via CAST, else TRY_STRPTIME over ``formats``."""
+    """Parse text as TIMESTAMP: ISO via CAST, else TRY_STRPTIME over ``formats``.
+
+    A UTC offset in ISO text is dropped and the clock time kept as written ('00:30+09:00' is
+    00:30), so each row stays on the calendar day the shop recorded. For ``%p`` the Korean
+    오전/오후 are read as AM/PM (12 오전 is 00h, 12 오후 is noon).
+    """
     if formats is None:
         return f"TRY_CAST({value} AS TIMESTAMP)"
+    if any("%p" in f for f in formats):
+        for korean, latin in MERIDIEM:
+            value = f"replace({value}, {_lit(korean)}, {_lit(latin)})"
     listed = ", ".join(_lit(f) for f in formats)
     fmt = _lit(formats[0]) if len(formats) == 1 else f"[{listed}]"
     return f"CAST(TRY_STRPTIME({value}, {fmt}) AS TIMESTAMP)"
@@ -666,20 +928,25 @@ def _column_exprs(
     rel: _Relation,
     mapping: dict[str, str],
     opts: ReadOptions,
-) -> dict[str, str]:
+) -> tuple[dict[str, str], _Dates]:
     """SQL for each canonical column, after validating dates and numbers in text columns."""
     exprs: dict[str, str] = {"row_id": rel.row_id}
     for canon in ("invoice_id", "product_id", "product_name", "country"):
         header = mapping.get(canon)
         exprs[canon] = _text(header, rel.types[header]) if header else "NULL"
+    status = mapping.get("status")
+    exprs["status"] = (
+        f"NULLIF({_trimmed(status, rel.types[status])}, '')" if status is not None else "NULL"
+    )
     exprs["customer_id"] = _customer_expr(
         mapping["customer_id"], rel.types[mapping["customer_id"]], rel.typed
     )
-    exprs["invoice_date"] = _date_expr(path, con, rel, mapping["invoice_date"], opts.date_format)
+    dates = _date_expr(path, con, rel, mapping["invoice_date"], opts.date_format)
+    exprs["invoice_date"] = dates.expr
     for canon in ("quantity", "unit_price", "amount"):
         header = mapping.get(canon)
         exprs[canon] = _number_expr(path, con, rel, header, opts.thousands) if header else "NULL"
-    return exprs
+    return exprs, dates
 
 
 def _customer_expr(header: str, duck_type: str, typed: bool = False) -> str:
@@ -733,18 +1000,26 @@ def _date_expr(
     rel: _Relation,
     header: str,
     date_format: str | None,
-) -> str:
-    """TIMESTAMP SQL for the date column; text is parsed with the given or detected format."""
+) -> _Dates:
+    """TIMESTAMP SQL for the date column; text is parsed with the given or detected format.
+
+    Detection refuses dates that two orders read differently ('01/12/2011' with every day <= 12);
+    a given ``read.date_format`` settles it, with a warning that the data were ambiguous.
+    """
     duck_type = rel.types[header]
     if _kind(duck_type) == "temporal":
-        return f"CAST({_ident(header)} AS TIMESTAMP)"
+        col = _ident(header)
+        if "TIME ZONE" in duck_type.upper():  # not the session's zone: the same on every machine
+            return _Dates(f"timezone('UTC', {col})", f"{PARQUET_DATES} (in UTC)")
+        return _Dates(f"CAST({col} AS TIMESTAMP)", PARQUET_DATES if rel.typed else EXCEL_DATES)
     value = _text(header, duck_type)  # casts and strptime ignore surrounding spaces
     if date_format:
         _check_date_format(path, con, date_format)
         expr = _date_sql(value, (date_format,))
         _raise_bad_dates(path, con, rel, header, _bad_text(value, expr), None)
-        return expr
-    return _date_sql(value, _detect_date_format(path, con, rel, header, value))
+        return _Dates(expr, date_format, _ambiguity_warning(path, con, rel, header, date_format))
+    formats = _detect_date_format(path, con, rel, header, value)
+    return _Dates(_date_sql(value, formats), _format_label(con, rel, header, formats))
 
 
 def _check_date_format(path: Path, con: duckdb.DuckDBPyConnection, date_format: str) -> None:
@@ -765,10 +1040,13 @@ def _plausible(expr: str) -> str:
     )
 
 
-def _detect_date_format(
+def _sample_fails(
     path: Path, con: duckdb.DuckDBPyConnection, rel: _Relation, header: str, value: str
-) -> tuple[str, ...] | None:
-    """The first date family parsing a sample and then every non-null value of the column."""
+) -> list[int]:
+    """Per date family, how many values of a sample of the column it fails to parse.
+
+    A column with no values at all is an error: nothing to detect, nothing to keep.
+    """
     sample = (
         f"(SELECT {value} AS v FROM {rel.sql} WHERE {_ident(header)} IS NOT NULL "
         f"AND NOT {_is_na(f'trim({value})')} LIMIT {DATE_SAMPLE_ROWS})"
@@ -779,19 +1057,128 @@ def _detect_date_format(
     row = _one(con, f"SELECT count(*), {fails} FROM {sample}")
     if row[0] == 0:
         raise SegworkInputError(f"{path}: date column {header!r} has no values")
-    order = sorted(range(len(DATE_FAMILIES)), key=lambda i: row[i + 1])
-    for i in order:
-        if row[i + 1]:
-            break
-        formats = DATE_FAMILIES[i][1]
-        if not _bad_values(
-            con, rel, header, _bad_text(value, _plausible(_date_sql(value, formats)))
-        ):
-            return formats
-    label, formats = DATE_FAMILIES[order[0]]
+    return [int(n) for n in row[1:]]
+
+
+def _parses_all(
+    con: duckdb.DuckDBPyConnection,
+    rel: _Relation,
+    header: str,
+    value: str,
+    formats: tuple[str, ...] | None,
+) -> bool:
+    """True when the family reads every non-missing value (stops at the first failure)."""
     cond = _bad_text(value, _plausible(_date_sql(value, formats)))
-    _raise_bad_dates(path, con, rel, header, cond, label)
-    return formats  # not reached: _raise_bad_dates raised
+    return not con.execute(f"SELECT 1 FROM {rel.sql} WHERE {cond} LIMIT 1").fetchall()
+
+
+def _families_parsing_all(
+    path: Path, con: duckdb.DuckDBPyConnection, rel: _Relation, header: str, value: str
+) -> tuple[list[int], list[int]]:
+    """Families (indices) that read the whole column, and all families, fewest sample fails first."""
+    fails = _sample_fails(path, con, rel, header, value)
+    order = sorted(range(len(DATE_FAMILIES)), key=lambda i: fails[i])
+    fits = [
+        i
+        for i in order
+        if not fails[i] and _parses_all(con, rel, header, value, DATE_FAMILIES[i][1])
+    ]
+    return fits, order
+
+
+def _detect_date_format(
+    path: Path, con: duckdb.DuckDBPyConnection, rel: _Relation, header: str, value: str
+) -> tuple[str, ...] | None:
+    """The date family parsing every value; an error when none does or two read them differently."""
+    fits, order = _families_parsing_all(path, con, rel, header, value)
+    if not fits:
+        label, formats = DATE_FAMILIES[order[0]]
+        cond = _bad_text(value, _plausible(_date_sql(value, formats)))
+        _raise_bad_dates(path, con, rel, header, cond, label)
+    first = DATE_FAMILIES[fits[0]][1]
+    for other in fits[1:]:
+        clash = _first_clash(con, rel, header, value, first, DATE_FAMILIES[other][1])
+        if clash is not None:
+            row, raw, one, two = clash
+            f1 = _format_of_value(con, raw, first)
+            f2 = _format_of_value(con, raw, DATE_FAMILIES[other][1])
+            raise SegworkInputError(
+                f"{path}: column {header!r} has dates that read two ways, e.g. row {row}: "
+                f"{raw!r} is {_show_ts(one)} as {f1!r} or {_show_ts(two)} as {f2!r}; "
+                f"set read.date_format to the file's order ({f1!r} or {f2!r}) in the config"
+            )
+    return first
+
+
+def _first_clash(
+    con: duckdb.DuckDBPyConnection,
+    rel: _Relation,
+    header: str,
+    value: str,
+    one: tuple[str, ...] | None,
+    two: tuple[str, ...] | None,
+) -> tuple[int, str, dt.datetime, dt.datetime] | None:
+    """The first (row, raw text, reading one, reading two) where two parsings disagree."""
+    a, b = _date_sql(value, one), _date_sql(value, two)
+    found = con.execute(
+        f"SELECT {rel.row_id} AS row_id, {_text(header, rel.types[header])}, {a}, {b} "
+        f"FROM {rel.sql} WHERE {a} IS DISTINCT FROM {b} ORDER BY row_id LIMIT 1"
+    ).fetchall()
+    return (int(found[0][0]), str(found[0][1]), found[0][2], found[0][3]) if found else None
+
+
+def _ambiguity_warning(
+    path: Path, con: duckdb.DuckDBPyConnection, rel: _Relation, header: str, date_format: str
+) -> tuple[tuple[str, str], ...]:
+    """('ambiguous_dates', ...) when a detected order also reads every value, differently."""
+    value = _text(header, rel.types[header])
+    fits, _ = _families_parsing_all(path, con, rel, header, value)
+    for i in fits:
+        clash = _first_clash(con, rel, header, value, (date_format,), DATE_FAMILIES[i][1])
+        if clash is not None:
+            row, raw, mine, other = clash
+            fmt = _format_of_value(con, raw, DATE_FAMILIES[i][1])
+            return (
+                (
+                    "ambiguous_dates",
+                    f"{path}: column {header!r}: every date also reads as {fmt!r}, e.g. row {row}: "
+                    f"{raw!r} is {_show_ts(mine)} with read.date_format {date_format!r} but "
+                    f"{_show_ts(other)} as {fmt!r}; check that read.date_format is the file's order",
+                ),
+            )
+    return ()
+
+
+def _format_of_value(
+    con: duckdb.DuckDBPyConnection, raw: str, formats: tuple[str, ...] | None
+) -> str:
+    """The pattern of ``formats`` that reads ``raw`` (to quote in a message or SourceInfo)."""
+    if formats is None:
+        return ISO_LABEL
+    for fmt in formats:
+        if _one(con, f"SELECT {_date_sql(_lit(raw), (fmt,))} IS NOT NULL")[0]:
+            return fmt
+    return formats[0]
+
+
+def _format_label(
+    con: duckdb.DuckDBPyConnection, rel: _Relation, header: str, formats: tuple[str, ...] | None
+) -> str:
+    """The detected format as SourceInfo reports it: 'ISO 8601' or the first value's pattern."""
+    if formats is None:
+        return ISO_LABEL
+    raw = _text(header, rel.types[header])
+    first = con.execute(
+        f"SELECT {raw} FROM {rel.sql} WHERE {_date_sql(raw, formats)} IS NOT NULL LIMIT 1"
+    ).fetchall()
+    return _format_of_value(con, str(first[0][0]), formats) if first else formats[0]
+
+
+def _show_ts(value: dt.datetime) -> str:
+    """A timestamp for a message: the date alone at midnight, else to the minute (or second)."""
+    if value.time() == dt.time(0):
+        return value.date().isoformat()
+    return value.strftime("%Y-%m-%d %H:%M" + (":%S" if value.second else ""))
 
 
 def _raise_bad_dates(
@@ -886,6 +1273,7 @@ def _create_view(
             f"CAST({exprs['product_id']} AS VARCHAR) AS _product_id",
             f"CAST({exprs['product_name']} AS VARCHAR) AS _product_name",
             f"CAST({exprs['country']} AS VARCHAR) AS _country",
+            f"CAST({exprs['status']} AS VARCHAR) AS _status",
         ]
     )
     inner_sql = f"SELECT\n  {inner}\nFROM {rel.sql}"
@@ -905,6 +1293,7 @@ def _create_view(
         "product_id": "_product_id",
         "product_name": "_product_name",
         "country": "_country",
+        "status": "_status",
     }
     outer = ",\n  ".join(f"CAST({outer_src[c]} AS {t}) AS {c}" for c, t in VIEW_TYPES)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {_ident(view)} AS SELECT\n  {outer}\nFROM {source}")

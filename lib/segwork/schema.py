@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +25,7 @@ CANONICAL = (
     "product_id",
     "product_name",
     "country",
+    "status",
 )
 REQUIRED = ("customer_id", "invoice_date")
 
@@ -66,6 +69,7 @@ class ColumnMap:
     product_id: str | None = None
     product_name: str | None = None
     country: str | None = None
+    status: str | None = None  # order status (e.g. 취소, 반품): the `tx` view's `status` column
 
     def as_dict(self) -> dict[str, str]:
         """Only the mapped columns."""
@@ -80,6 +84,7 @@ class ReadOptions:
     date_format: str | None = None
     thousands: str | None = None
     sheet: str | int | list[str | int] | None = None  # Excel: a name, an index, a list, or "all"
+    header_row: int | None = None  # 1-based row holding the headers; None = detected
 
 
 @dataclass(frozen=True)
@@ -144,23 +149,143 @@ class Config:
     rfm: RFMOptions = field(default_factory=RFMOptions)
 
 
+#: How each annotation is named in an error: (singular, plural).
+_TYPE_NAMES: dict[Any, tuple[str, str]] = {
+    bool: ("true or false", "true/false values"),
+    int: ("a whole number", "whole numbers"),
+    float: ("a number", "numbers"),
+    str: ("text", "texts"),
+    type(None): ("nothing (null)", "nulls"),
+}
+_NO = object()  # a value that does not fit an annotation
+
+
+def _or(words: list[str]) -> str:
+    """'a', 'a or b', 'a, b or c'."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def _describe(hint: Any, plural: bool = False) -> str:
+    """An annotation in words, for an error message ('a list of texts', 'drop or net')."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint in _TYPE_NAMES:
+        return _TYPE_NAMES[hint][plural]
+    if origin is Literal:
+        return _or([str(a) for a in args])
+    if origin in (typing.Union, types.UnionType):
+        words = [_describe(a, plural) for a in args]
+        return "/".join(words) if plural else _or(words)
+    if origin in (tuple, list):
+        return ("lists" if plural else "a list") + f" of {_describe(args[0], plural=True)}"
+    if origin is dict:
+        keys, values = _describe(args[0], plural=True), _describe(args[1], plural=True)
+        return ("mappings" if plural else "a mapping") + f" of {keys} to {values}"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _coerce(value: Any, hint: Any) -> Any:
+    """``value`` fitted to the annotation (lists -> tuples, ints -> floats), or ``_NO``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if hint is type(None):
+        return None if value is None else _NO
+    if hint is bool:
+        return value if isinstance(value, bool) else _NO
+    if hint is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else _NO
+    if hint is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return float(value) if ok else _NO
+    if hint is str:
+        return value if isinstance(value, str) else _NO
+    if origin is Literal:
+        return value if any(value == a and type(value) is type(a) for a in args) else _NO
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            got = _coerce(value, arg)
+            if got is not _NO:
+                return got
+        return _NO
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            return _NO
+        items = [_coerce(v, args[0]) for v in value]
+        return _NO if any(i is _NO for i in items) else origin(items)
+    if origin is dict:
+        if not isinstance(value, dict):
+            return _NO
+        out = {_coerce(k, args[0]): _coerce(v, args[1]) for k, v in value.items()}
+        return _NO if any(x is _NO for pair in out.items() for x in pair) else out
+    return value
+
+
+def _given(value: Any) -> str:
+    """The value a user gave, with its YAML kind: "'no' (text)", "[1, 2] (a list)"."""
+    kind = (
+        "nothing"
+        if value is None
+        else "true/false"
+        if isinstance(value, bool)
+        else "a number"
+        if isinstance(value, int | float)
+        else "text"
+        if isinstance(value, str)
+        else "a list"
+        if isinstance(value, list | tuple)
+        else "a mapping"
+        if isinstance(value, dict)
+        else type(value).__name__
+    )
+    shown = "null" if value is None else repr(list(value) if isinstance(value, tuple) else value)
+    return f"{shown[:60]}{'...' if len(shown) > 60 else ''} ({kind})"
+
+
+def _tip(value: Any, hint: Any) -> str:
+    """A fix for the commonest slips: a quoted yes/no, one text where a list is expected."""
+    wants = _describe(hint)
+    if isinstance(value, str) and "true or false" in wants:
+        return "; write true or false without quotes"
+    if isinstance(value, str) and "a list" in wants:
+        return f"; write it as a list: [{value}]"
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and wants.startswith("text or")
+    ):
+        return f"; put it in quotes: '{value}'"
+    return ""
+
+
 def _build(cls: type, section: str, raw: Any, source: str) -> Any:
+    """A config dataclass from a mapping: unknown keys and values of the wrong type are errors.
+
+    Types come from the dataclass annotations, so a field added later is checked with no new code.
+    """
     if raw is None:
         return cls()
     if not isinstance(raw, dict):
-        raise SegworkInputError(f"{source}: '{section}' must be a mapping of keys to values")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
+        raise SegworkInputError(
+            f"{source}: '{section}' must be a mapping of keys to values, not {_given(raw)}"
+        )
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted((str(k) for k in set(raw) - set(names)), key=str)
     if unknown:
         hint = difflib.get_close_matches(unknown[0], names, n=1)
         tip = f"; did you mean '{hint[0]}'?" if hint else ""
         raise SegworkInputError(
             f"{source}: unknown key {section}.{unknown[0]}{tip} allowed keys: {', '.join(sorted(names))}"
         )
-    values = dict(raw)
-    for k, v in values.items():
-        if isinstance(v, list) and cls is CleanRules:
-            values[k] = tuple(v)
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in raw.items():
+        got = _coerce(value, hints[key])
+        if got is _NO:
+            raise SegworkInputError(
+                f"{source}: {section}.{key} must be {_describe(hints[key])}, "
+                f"not {_given(value)}{_tip(value, hints[key])}"
+            )
+        values[key] = got
     return cls(**values)
 
 
@@ -170,10 +295,12 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
     if not isinstance(raw, dict):
         raise SegworkInputError(f"{source}: the config must be a mapping with keys columns, read")
     allowed = {"columns", "read", "clean", "rfm"}
-    unknown = sorted(set(raw) - allowed)
+    unknown = sorted(str(k) for k in set(raw) - allowed)
     if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
+        tip = f"; did you mean '{close[0]}'?" if close else ""
         raise SegworkInputError(
-            f"{source}: unknown top-level key '{unknown[0]}'; allowed: {', '.join(sorted(allowed))}"
+            f"{source}: unknown top-level key '{unknown[0]}'{tip} allowed: {', '.join(sorted(allowed))}"
         )
     columns = _build(ColumnMap, "columns", raw["columns"], source) if raw.get("columns") else None
     if columns is not None:
@@ -185,19 +312,15 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
                 f"{source}: map columns.amount, or both columns.quantity and columns.unit_price"
             )
     rules = _build(CleanRules, "clean", raw.get("clean"), source)
-    if rules.cancellations not in ("drop", "net"):
-        raise SegworkInputError(
-            f"{source}: clean.cancellations must be drop or net, not {rules.cancellations!r}"
-        )
     rfm = _build(RFMOptions, "rfm", raw.get("rfm"), source)
-    if not 2 <= int(rfm.bins) <= 10:
+    if not 2 <= rfm.bins <= 10:
         raise SegworkInputError(f"{source}: rfm.bins must be between 2 and 10, not {rfm.bins}")
-    return Config(
-        columns=columns,
-        read=_build(ReadOptions, "read", raw.get("read"), source),
-        clean=rules,
-        rfm=rfm,
-    )
+    read = _build(ReadOptions, "read", raw.get("read"), source)
+    if read.header_row is not None and read.header_row < 1:
+        raise SegworkInputError(
+            f"{source}: read.header_row counts from 1 (the file's first row), not {read.header_row}"
+        )
+    return Config(columns=columns, read=read, clean=rules, rfm=rfm)
 
 
 def load_config(path: str | Path | None) -> Config:
