@@ -51,6 +51,8 @@ class RunParams:
     pseudonymise: bool = False  # report files show keyed hashes instead of customer IDs
     workers: int = 2  # notebooks executed at the same time
     notebooks_dir: str | None = None  # default: the project's notebooks/
+    kernel_start_timeout: float = 60  # seconds for a notebook's kernel to start (retried once)
+    notebook_timeout: float = 900  # seconds for one notebook, start to HTML; then it is killed
 
 
 def parse_as_of(text: str | None) -> date | None:
