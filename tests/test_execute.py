@@ -188,6 +188,20 @@ def test_kernel_hanging_at_start_is_killed_by_the_parent_and_retried(tmp_path, m
     assert len(started) == 2 and all(gone(p) for p in started)
 
 
+def test_child_reports_the_kernel_ready_so_a_long_notebook_outlives_the_start_deadline(tmp_path):
+    nbs = tiny_notebooks(tmp_path / "nbs", "print('hello')")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    job = ex.Job(
+        src=str(nbs / "01_tiny.ipynb"), dst=str(tmp_path / "o.ipynb"), html=str(tmp_path / "o.html"),
+        title="Tiny", kernel="python3",
+    )  # fmt: skip
+    res = ex.execute(job, ex.Limits(), ex.Children(logs, 1, 1), logs, threading.Event(), print)
+    assert (res.kind, res.error, res.attempts) == ("ok", None, 1)
+    assert (logs / "01_tiny.1" / ex.READY).is_file()  # without it the start deadline would kill it
+    assert "hello" in (tmp_path / "o.html").read_text(encoding="utf-8")
+
+
 def test_timeouts_must_be_positive(tmp_path):
     from segwork.report import limits_of
 

@@ -1,9 +1,9 @@
 """The report: notebook helpers, papermill execution, HTML export, index pages.
 
 Notebooks import this module to load artefacts and get small display tables; ``segwork run``
-calls :func:`render_report` to execute them on the project's kernel, render self-contained HTML
-and write the executive ``index.html``. papermill, nbconvert and Jinja are imported on demand so
-that a notebook kernel starts fast.
+uses :class:`ReportSession` to execute them on the project's kernel, each in its own process with
+deadlines (:mod:`segwork.execute`), render self-contained HTML and write the executive
+``index.html``. nbconvert and Jinja are imported on demand so that a notebook kernel starts fast.
 """
 
 from __future__ import annotations
