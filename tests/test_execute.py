@@ -188,6 +188,24 @@ def test_kernel_hanging_at_start_is_killed_by_the_parent_and_retried(tmp_path, m
     assert len(started) == 2 and all(gone(p) for p in started)
 
 
+def test_notebook_process_stuck_on_a_dead_kernel_is_killed_and_retried(tmp_path, monkeypatch):
+    # the hang of issue 8: the kernel is defunct, the process talking to it waits forever
+    stuck = (
+        "import subprocess, sys, time; sys.stdin.readline(); "
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(1)']); time.sleep(600)"
+    )
+    monkeypatch.setattr(ex, "ORPHAN_GRACE", 2.0)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    children = ex.Children(logs, 1, 1, command=(sys.executable, "-c", stuck))
+    job = ex.Job(src=str(tmp_path / "01_x.ipynb"), dst="", html="", title="", kernel="segwork")
+    t0 = time.monotonic()
+    res = ex.execute(job, ex.Limits(), children, logs, threading.Event(), lambda _m: None)
+    assert time.monotonic() - t0 < 40
+    assert (res.kind, res.attempts) == ("kernel", 2)
+    assert res.error == "the kernel died and its notebook process stopped responding"
+
+
 def test_child_reports_the_kernel_ready_so_a_long_notebook_outlives_the_start_deadline(tmp_path):
     nbs = tiny_notebooks(tmp_path / "nbs", "print('hello')")
     logs = tmp_path / "logs"

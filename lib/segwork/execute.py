@@ -31,6 +31,8 @@ IMPORT_GRACE = 30.0  # seconds the child may spend importing papermill before th
 POLL = 0.1  # seconds between checks of the child process
 TREE_EVERY = 10  # polls between scans of the child's process tree
 READY = "ready"  # file the child touches once the kernel answered
+EXECUTED = "executed"  # file the child touches once papermill returned (the kernel is shut down)
+ORPHAN_GRACE = 15.0  # seconds a child may run on, not executed, after its kernel process died
 RESULT = "result.json"  # the child's outcome: {"kind": ..., "error": ...}
 # ipykernel warns on every start that local TCP is unencrypted: noise for analysts
 KERNEL_ARGS = ("--IPKernelApp.log_level=ERROR",)
@@ -124,6 +126,7 @@ def run_job(job: Job) -> Kind:
             kind, error = "error", f"{type(exc).__name__}: {exc}"
         else:  # jupyter_client: "Kernel died before replying", "Kernel didn't respond in N seconds"
             kind, error = "kernel", f"the kernel did not start ({type(exc).__name__}: {exc})"
+    (status / EXECUTED).touch()
     try:
         _export(job)
     except Exception as exc:  # noqa: BLE001
@@ -213,6 +216,12 @@ def _read_result(status: Path, returncode: int | None) -> tuple[Kind, str | None
         return "kernel", f"the notebook process exited with code {returncode} and no result"
 
 
+def _kernel_lost(child: int, seen: dict[int, Any]) -> bool:
+    """True when the child has started processes (its kernel) and all of them have exited."""
+    kids = [p for pid, p in seen.items() if pid != child]
+    return bool(kids) and all(_gone(p) for p in kids)
+
+
 def _main_thread_gone() -> bool:
     """True once the interpreter is shutting down (the main thread has ended, e.g. on Ctrl-C)."""
     return not threading.main_thread().is_alive()
@@ -233,8 +242,11 @@ class Children:
     spare is kept importing, so a notebook's start never waits for imports.
     """
 
-    def __init__(self, logs: Path, expected: int, warm: int) -> None:
+    def __init__(
+        self, logs: Path, expected: int, warm: int, command: tuple[str, ...] | None = None
+    ) -> None:
         self.logs, self.left, self.warm = logs, expected, warm
+        self.command = list(command or (sys.executable, "-m", "segwork.execute"))
         self.idle: list[Child] = []
         self.lock = threading.Lock()
         self.serial = itertools.count(1)
@@ -244,7 +256,7 @@ class Children:
         log = self.logs / f"child-{next(self.serial)}.log"
         with log.open("wb") as fh:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "segwork.execute"],
+                self.command,
                 stdin=subprocess.PIPE,
                 stdout=fh,
                 stderr=subprocess.STDOUT,
@@ -288,6 +300,7 @@ def attempt(
     t0 = time.monotonic()
     seen: dict[int, Any] = {}
     ready = False
+    orphaned: float | None = None  # when the kernel was first seen gone with the child still busy
     verdict: tuple[Kind, str | None] | None = None
     try:
         assert proc.stdin is not None
@@ -301,12 +314,16 @@ def attempt(
             ready = ready or (status / READY).exists()
             if tick % TREE_EVERY == 0:  # remember the kernel, so it dies with the child
                 seen.update((p.pid, p) for p in _tree(proc.pid))
+                lost = _kernel_lost(proc.pid, seen) and not (status / EXECUTED).exists()
+                orphaned = (orphaned or time.monotonic()) if lost else None
             if stop.is_set() or _main_thread_gone():
                 verdict = ("cancelled", None)
             elif elapsed > limits.notebook:
                 verdict = ("timeout", f"did not finish within {limits.notebook:g} s")
             elif not ready and elapsed > limits.kernel_start + IMPORT_GRACE:
                 verdict = ("kernel", f"the kernel did not start within {limits.kernel_start:g} s")
+            elif orphaned and time.monotonic() - orphaned > ORPHAN_GRACE:
+                verdict = ("kernel", "the kernel died and its notebook process stopped responding")
             if verdict:
                 break
             time.sleep(POLL)
