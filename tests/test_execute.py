@@ -161,7 +161,7 @@ def test_kernel_hanging_at_start_is_killed_by_the_parent_and_retried(tmp_path, m
         f"import os, time; open({str(pids)!r}, 'a').write(f'{{os.getpid()}}\\n'); time.sleep(600)"
     )
     monkeypatch.setenv("JUPYTER_PATH", str(fake_kernel(tmp_path / "jp", code)))
-    monkeypatch.setattr(ex, "IMPORT_GRACE", 0.0)
+    monkeypatch.setattr(ex, "START_SLACK", 0.0)
     nbs = tiny_notebooks(tmp_path / "nbs", "print(1)")
     logs = tmp_path / "logs"
     logs.mkdir()

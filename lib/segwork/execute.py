@@ -27,9 +27,11 @@ from typing import Any, Literal
 Kind = Literal["ok", "cell_error", "error", "kernel", "timeout", "cancelled"]
 Progress = Callable[[str], None]
 
-IMPORT_GRACE = 30.0  # seconds the child may spend importing papermill before the kernel start
+IMPORT_GRACE = 30.0  # seconds a child may still spend importing papermill once handed a job
+START_SLACK = 5.0  # seconds beyond kernel_start_timeout: the child's own start timeout goes first
 POLL = 0.1  # seconds between checks of the child process
 TREE_EVERY = 10  # polls between scans of the child's process tree
+STARTED = "started"  # file the child touches when it begins the job (its imports are done)
 READY = "ready"  # file the child touches once the kernel answered
 EXECUTED = "executed"  # file the child touches once papermill returned (the kernel is shut down)
 ORPHAN_GRACE = 15.0  # seconds a child may run on, not executed, after its kernel process died
@@ -101,6 +103,7 @@ def run_job(job: Job) -> Kind:
     from nbclient.exceptions import DeadKernelError
 
     status = Path(job.status_dir)
+    (status / STARTED).touch()
     ready = status / READY
     kind: Kind = "ok"
     error = None
@@ -299,6 +302,7 @@ def attempt(
     proc = child.proc
     t0 = time.monotonic()
     seen: dict[int, Any] = {}
+    started: float | None = None  # when the child began the job (imports done)
     ready = False
     orphaned: float | None = None  # when the kernel was first seen gone with the child still busy
     verdict: tuple[Kind, str | None] | None = None
@@ -310,7 +314,9 @@ def attempt(
         for tick in itertools.count():
             if proc.poll() is not None:
                 break
-            elapsed = time.monotonic() - t0
+            now = time.monotonic()
+            elapsed = now - t0
+            started = started or (now if (status / STARTED).exists() else None)
             ready = ready or (status / READY).exists()
             if tick % TREE_EVERY == 0:  # remember the kernel, so it dies with the child
                 seen.update((p.pid, p) for p in _tree(proc.pid))
@@ -320,9 +326,12 @@ def attempt(
                 verdict = ("cancelled", None)
             elif elapsed > limits.notebook:
                 verdict = ("timeout", f"did not finish within {limits.notebook:g} s")
-            elif not ready and elapsed > limits.kernel_start + IMPORT_GRACE:
+            elif (
+                not ready
+                and now - (started or t0 + IMPORT_GRACE) > limits.kernel_start + START_SLACK
+            ):
                 verdict = ("kernel", f"the kernel did not start within {limits.kernel_start:g} s")
-            elif orphaned and time.monotonic() - orphaned > ORPHAN_GRACE:
+            elif orphaned and now - orphaned > ORPHAN_GRACE:
                 verdict = ("kernel", "the kernel died and its notebook process stopped responding")
             if verdict:
                 break
