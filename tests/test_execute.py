@@ -175,7 +175,7 @@ def test_kernel_hanging_at_start_is_killed_by_the_parent_and_retried(tmp_path, m
     res = ex.execute(
         job,
         ex.Limits(kernel_start=8),
-        ex.Children(logs, 1, 1),
+        ex.Children(logs, 1),
         logs,
         threading.Event(),
         said.append,
@@ -197,7 +197,7 @@ def test_notebook_process_stuck_on_a_dead_kernel_is_killed_and_retried(tmp_path,
     monkeypatch.setattr(ex, "ORPHAN_GRACE", 2.0)
     logs = tmp_path / "logs"
     logs.mkdir()
-    children = ex.Children(logs, 1, 1, command=(sys.executable, "-c", stuck))
+    children = ex.Children(logs, 1, command=(sys.executable, "-c", stuck))
     job = ex.Job(src=str(tmp_path / "01_x.ipynb"), dst="", html="", title="", kernel="segwork")
     t0 = time.monotonic()
     res = ex.execute(job, ex.Limits(), children, logs, threading.Event(), lambda _m: None)
@@ -206,7 +206,7 @@ def test_notebook_process_stuck_on_a_dead_kernel_is_killed_and_retried(tmp_path,
     assert res.error == "the kernel died and its notebook process stopped responding"
 
 
-def test_child_reports_the_kernel_ready_so_a_long_notebook_outlives_the_start_deadline(tmp_path):
+def test_child_reports_a_ready_kernel_and_runs_the_next_notebook(tmp_path):
     nbs = tiny_notebooks(tmp_path / "nbs", "print('hello')")
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -214,10 +214,21 @@ def test_child_reports_the_kernel_ready_so_a_long_notebook_outlives_the_start_de
         src=str(nbs / "01_tiny.ipynb"), dst=str(tmp_path / "o.ipynb"), html=str(tmp_path / "o.html"),
         title="Tiny", kernel="python3",
     )  # fmt: skip
-    res = ex.execute(job, ex.Limits(), ex.Children(logs, 1, 1), logs, threading.Event(), print)
+    children = ex.Children(logs, 1)
+    res = ex.execute(job, ex.Limits(), children, logs, threading.Event(), print)
     assert (res.kind, res.error, res.attempts) == ("ok", None, 1)
     assert (logs / "01_tiny.1" / ex.READY).is_file()  # without it the start deadline would kill it
     assert "hello" in (tmp_path / "o.html").read_text(encoding="utf-8")
+    # the same warm process runs the next notebook, on a fresh kernel
+    [child] = children.idle
+    again = ex.Job(
+        **{**vars(job), "dst": str(tmp_path / "p.ipynb"), "html": str(tmp_path / "p.html")}
+    )
+    assert ex.execute(again, ex.Limits(), children, logs, threading.Event(), print).kind == "ok"
+    assert children.idle == [child] and child.proc.poll() is None
+    assert (tmp_path / "p.html").is_file()
+    children.close()
+    assert child.proc.poll() is not None
 
 
 def test_timeouts_must_be_positive(tmp_path):

@@ -139,27 +139,33 @@ def run_job(job: Job) -> Kind:
     return kind
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m segwork.execute [JOB.json]``: run a job (its path read from stdin when absent).
+def _import_exporter() -> None:
+    """Import nbconvert and segwork.report (for the HTML export)."""
+    import nbconvert  # noqa: F401
 
-    Without an argument the process imports papermill and nbconvert first and then waits for
-    one job path on stdin, so a warm process is ready when a notebook is due; end of input
-    (the parent has gone) ends it. Exit 0 when the notebook ran, 1 when it failed.
+    import segwork.report  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m segwork.execute [JOB.json]``: run one job, or job paths read from stdin.
+
+    Without an argument the process imports papermill and nbconvert first and then runs one job
+    per line of stdin, one after another, each on a fresh kernel; end of input (the parent has
+    gone) ends it. With a path, exit 0 when the notebook ran, 1 when it failed.
     """
     args = sys.argv[1:] if argv is None else argv
     if len(args) > 1:
         print("usage: python -m segwork.execute [JOB.json]", file=sys.stderr)
         return 2
     if not args:
-        import nbconvert  # noqa: F401
         import papermill  # noqa: F401
 
-        import segwork.report  # noqa: F401
-
-        line = sys.stdin.readline().strip()
-        if not line:
-            return 0
-        args = [line]
+        # the exporter is needed only after the notebook ran: import it while the kernel starts
+        threading.Thread(target=_import_exporter, name="segwork-import", daemon=True).start()
+        while line := sys.stdin.readline():
+            if line.strip():
+                run_job(Job(**json.loads(Path(line.strip()).read_text(encoding="utf-8"))))
+        return 0
     job = Job(**json.loads(Path(args[0]).read_text(encoding="utf-8")))
     return 0 if run_job(job) == "ok" else 1
 
@@ -195,19 +201,25 @@ def _gone(proc: Any) -> bool:
         return True
 
 
-def kill_tree(proc: subprocess.Popen[bytes], seen: dict[int, Any]) -> None:
-    """SIGKILL the child, the kernel it started and anything else seen below it; reap the child."""
+def _kill(procs: list[Any]) -> None:
+    """SIGKILL ``procs`` (psutil handles) and wait up to 5 s for them to go."""
     import psutil
 
-    procs = {p.pid: p for p in (*seen.values(), *_tree(proc.pid))}
-    for p in procs.values():
+    for p in procs:
         with contextlib.suppress(psutil.Error):
             p.kill()  # psutil checks the start time, so a reused pid is never hit
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not all(_gone(p) for p in procs):
+        time.sleep(POLL)
+
+
+def kill_tree(proc: subprocess.Popen[bytes], seen: dict[int, Any]) -> None:
+    """SIGKILL the child, the kernel it started and anything else seen below it; reap the child."""
+    procs = {p.pid: p for p in (*seen.values(), *_tree(proc.pid))}
+    proc.kill()  # a no-op once it has been reaped
+    _kill(list(procs.values()))
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not all(_gone(p) for p in procs.values()):
-        time.sleep(POLL)
 
 
 def _read_result(status: Path, returncode: int | None) -> tuple[Kind, str | None]:
@@ -219,10 +231,9 @@ def _read_result(status: Path, returncode: int | None) -> tuple[Kind, str | None
         return "kernel", f"the notebook process exited with code {returncode} and no result"
 
 
-def _kernel_lost(child: int, seen: dict[int, Any]) -> bool:
-    """True when the child has started processes (its kernel) and all of them have exited."""
-    kids = [p for pid, p in seen.items() if pid != child]
-    return bool(kids) and all(_gone(p) for p in kids)
+def _kernel_lost(seen: dict[int, Any]) -> bool:
+    """True when the child has started processes for this job (its kernel) and all have exited."""
+    return bool(seen) and all(_gone(p) for p in seen.values())
 
 
 def _main_thread_gone() -> bool:
@@ -232,23 +243,22 @@ def _main_thread_gone() -> bool:
 
 @dataclass
 class Child:
-    """A ``python -m segwork.execute`` process waiting for one job on stdin, and its log."""
+    """A ``python -m segwork.execute`` process that runs the jobs written to its stdin, its log."""
 
     proc: subprocess.Popen[bytes]
     log: Path
 
 
 class Children:
-    """Warm child processes: each imports papermill ahead of time, then runs one notebook.
+    """Warm child processes: each imports papermill ahead of time, then runs notebooks in turn.
 
-    ``expected`` is how many notebooks will ask for one; while some are still to come, a
-    spare is kept importing, so a notebook's start never waits for imports.
+    A child is handed one notebook at a time and comes back after a clean end (its kernel shut
+    down); after a dead kernel, a deadline or a cancel it is killed with everything below it.
+    ``warm`` children are started by :meth:`fill`, so the imports overlap the caller's work.
     """
 
-    def __init__(
-        self, logs: Path, expected: int, warm: int, command: tuple[str, ...] | None = None
-    ) -> None:
-        self.logs, self.left, self.warm = logs, expected, warm
+    def __init__(self, logs: Path, warm: int, command: tuple[str, ...] | None = None) -> None:
+        self.logs, self.warm = logs, warm
         self.command = list(command or (sys.executable, "-m", "segwork.execute"))
         self.idle: list[Child] = []
         self.lock = threading.Lock()
@@ -269,38 +279,49 @@ class Children:
         return Child(proc, log)
 
     def fill(self) -> None:
-        """Keep up to ``warm`` idle children while notebooks are still to come."""
+        """Start children until ``warm`` are idle."""
         with self.lock:
-            need = min(self.warm, self.left) - len(self.idle)
-            self.idle += [self.spawn() for _ in range(max(0, need))]
+            self.idle += [self.spawn() for _ in range(max(0, self.warm - len(self.idle)))]
 
     def take(self) -> Child:
-        """An idle child (or a new one) for the next notebook; a spare starts behind it."""
+        """A live idle child, or a new one."""
         with self.lock:
-            self.left = max(0, self.left - 1)
-            child = self.idle.pop(0) if self.idle else None
-        child = child or self.spawn()
-        self.fill()
-        return child
+            while self.idle:
+                child = self.idle.pop(0)
+                if child.proc.poll() is None:
+                    return child
+            return self.spawn()
+
+    def give_back(self, child: Child) -> None:
+        """Return a child whose notebook ended cleanly, for the next notebook."""
+        with self.lock:
+            self.idle.append(child)
 
     def close(self) -> None:
         """End the idle children (they would exit on end of input anyway)."""
         with self.lock:
-            idle, self.idle, self.left = self.idle, [], 0
+            idle, self.idle = self.idle, []
         for c in idle:
             kill_tree(c.proc, {})
 
 
 def attempt(
     job: Job, limits: Limits, child: Child, stop: threading.Event
-) -> tuple[Kind, str | None]:
-    """Hand ``job`` to ``child`` and watch it, enforcing both deadlines; (kind, error)."""
+) -> tuple[Kind, str | None, bool]:
+    """Hand ``job`` to ``child`` and watch it, enforcing both deadlines.
+
+    Returns (kind, error, reusable): ``reusable`` when the child is alive and idle again;
+    otherwise it has been killed with its kernel.
+    """
     status = Path(job.status_dir)
     status.mkdir(parents=True, exist_ok=True)
+    for stale in (STARTED, READY, EXECUTED, RESULT):  # from an earlier run of the same name
+        (status / stale).unlink(missing_ok=True)
     job_file = status / "job.json"
     job_file.write_text(json.dumps(asdict(job)), encoding="utf-8")
     proc = child.proc
     t0 = time.monotonic()
+    earlier = {p.pid for p in _tree(proc.pid)}  # the child itself (a former kernel is reaped)
     seen: dict[int, Any] = {}
     started: float | None = None  # when the child began the job (imports done)
     ready = False
@@ -310,17 +331,17 @@ def attempt(
         assert proc.stdin is not None
         with contextlib.suppress(BrokenPipeError):  # a child that died: no result, retried
             proc.stdin.write(f"{job_file}\n".encode())
-            proc.stdin.close()
+            proc.stdin.flush()
         for tick in itertools.count():
-            if proc.poll() is not None:
+            if proc.poll() is not None or (status / RESULT).exists():
                 break
             now = time.monotonic()
             elapsed = now - t0
             started = started or (now if (status / STARTED).exists() else None)
             ready = ready or (status / READY).exists()
             if tick % TREE_EVERY == 0:  # remember the kernel, so it dies with the child
-                seen.update((p.pid, p) for p in _tree(proc.pid))
-                lost = _kernel_lost(proc.pid, seen) and not (status / EXECUTED).exists()
+                seen.update((p.pid, p) for p in _tree(proc.pid) if p.pid not in earlier)
+                lost = _kernel_lost(seen) and not (status / EXECUTED).exists()
                 orphaned = (orphaned or time.monotonic()) if lost else None
             if stop.is_set() or _main_thread_gone():
                 verdict = ("cancelled", None)
@@ -336,18 +357,33 @@ def attempt(
             if verdict:
                 break
             time.sleep(POLL)
-    finally:
-        kill_tree(proc, seen)  # also ends a kernel the child left behind
-    return verdict or _read_result(status, proc.returncode)
+    except BaseException:
+        kill_tree(proc, seen)
+        raise
+    kind, error = verdict or _read_result(status, proc.poll())
+    if verdict is None and proc.poll() is None and kind != "kernel":
+        # a clean end: the child is idle again; a kernel it left behind (none, normally) ends
+        _kill([*seen.values(), *(p for p in _tree(proc.pid) if p.pid not in earlier)])
+        return kind, error, True
+    kill_tree(proc, seen)  # the child, its kernel and anything below
+    return kind, error, False
 
 
-def _append_log(log: Path, child: Child, title: str) -> None:
-    """Add one attempt's output (the child's and its kernel's) to the notebook's log."""
-    with log.open("ab") as fh:
+def _log_size(child: Child) -> int:
+    """Bytes in a child's log so far (where the next job's output starts)."""
+    try:
+        return child.log.stat().st_size
+    except OSError:
+        return 0
+
+
+def _append_log(log: Path, child: Child, start: int, title: str) -> None:
+    """Add one attempt's output (the child's and its kernel's, from ``start``) to ``log``."""
+    with log.open("ab") as fh, contextlib.suppress(OSError):
         fh.write(f"--- {title}\n".encode())
-        with contextlib.suppress(OSError):
-            fh.write(child.log.read_bytes())
-    child.log.unlink(missing_ok=True)
+        with child.log.open("rb") as src:
+            src.seek(start)
+            fh.write(src.read())
 
 
 def execute(
@@ -366,8 +402,11 @@ def execute(
     for n in range(1, tries + 1):
         run = Job(**{**asdict(job), "status_dir": str(logs / f"{name}.{n}")})
         child = children.take()
-        kind, error = attempt(run, limits, child, stop)
-        _append_log(log, child, f"{name}, attempt {n}: {kind}")
+        start = _log_size(child)
+        kind, error, reusable = attempt(run, limits, child, stop)
+        _append_log(log, child, start, f"{name}, attempt {n}: {kind}")
+        if reusable:
+            children.give_back(child)
         if kind != "kernel" or n == tries:
             break
         say(f"notebook {name}: {error}; retrying")

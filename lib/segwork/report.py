@@ -703,7 +703,7 @@ class ReportSession:
         self.kernel = pick_kernel(say)
         self.parameters = notebook_parameters(self.build, params)
         self.logs = Path(tempfile.mkdtemp(prefix="segwork-notebooks-"))
-        self.children = Children(self.logs, len(self.sources), warm=max(1, params.workers))
+        self.children = Children(self.logs, warm=min(len(self.sources), max(1, params.workers)))
         self.children.fill()  # they import papermill while the caller computes
         self.stop = threading.Event()
         self.pool = ThreadPoolExecutor(max_workers=max(1, params.workers))
