@@ -1,20 +1,21 @@
 """The report: notebook helpers, papermill execution, HTML export, index pages.
 
 Notebooks import this module to load artefacts and get small display tables; ``segwork run``
-calls :func:`render_report` to execute them on the project's kernel, render self-contained HTML
-and write the executive ``index.html``. papermill, nbconvert and Jinja are imported on demand so
-that a notebook kernel starts fast.
+uses :class:`ReportSession` to execute them on the project's kernel, each in its own process with
+deadlines (:mod:`segwork.execute`), render self-contained HTML and write the executive
+``index.html``. nbconvert and Jinja are imported on demand so that a notebook kernel starts fast.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
 import shutil
 import sys
+import tempfile
 import threading
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from segwork.artifacts import Artifacts, load_artifacts, load_or_build  # noqa: F401  (re-export)
+from segwork.errors import SegworkInputError
+from segwork.execute import Children, Job, Limits, execute
 
 if TYPE_CHECKING:  # pragma: no cover
     from segwork.run import RunParams
@@ -43,7 +46,10 @@ PAGE_TITLES: dict[str, dict[str, str]] = {
 
 
 class ReportError(Exception):
-    """A report notebook failed or could not run; the message names what and where."""
+    """A report notebook failed or could not run; the message (one line) names what and where."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
 
 
 def _ko(lang: str) -> bool:
@@ -529,6 +535,8 @@ class NotebookResult:
     html: Path
     seconds: float
     error: str | None = None
+    kind: str = "ok"  # ok, cell_error, error, kernel (died twice), timeout
+    log: Path | None = None  # the child process's and kernel's output
 
 
 def notebooks_dir(params: RunParams) -> Path:
@@ -577,16 +585,23 @@ def export_html(ipynb: Path, dest: Path, title: str) -> Path:
 
 
 def prewarm() -> threading.Thread:
-    """Import papermill and nbconvert in a background thread while the run computes."""
+    """Look up the kernels in a background thread while the run computes.
+
+    Notebooks run in child processes (:mod:`segwork.execute`), so the run itself never imports
+    papermill or nbconvert unless a page must be rendered after a failure.
+    """
 
     def _imports() -> None:
-        import nbconvert  # noqa: F401
-        import papermill  # noqa: F401
         from jupyter_client.kernelspec import KernelSpecManager  # noqa: F401
 
     thread = threading.Thread(target=_imports, name="segwork-prewarm", daemon=True)
     thread.start()
     return thread
+
+
+def page_title(name: str, lang: str) -> str:
+    """The page title of a notebook in ``lang`` (its file stem when it has none)."""
+    return PAGE_TITLES.get(name, {}).get("ko" if _ko(lang) else "en", name)
 
 
 def _run_one(
@@ -597,40 +612,32 @@ def _run_one(
     lang: str,
     say: Progress,
     stop: threading.Event,
+    limits: Limits,
+    children: Children,
+    logs: Path,
 ) -> NotebookResult | None:
-    """Execute one notebook with papermill into ``build`` and export it (None once stopped)."""
-    import papermill as pm
-
+    """Execute one notebook in a child process into ``build`` and export it (None once stopped)."""
     if stop.is_set():
         return None
     name = src.stem
     dst = build / f"{name}.ipynb"
     page = build / f"{name}.html"
-    t0 = time.perf_counter()
+    job = Job(
+        src=str(src), dst=str(dst), html=str(page), title=page_title(name, lang), kernel=kernel,
+        parameters=parameters, start_timeout=limits.kernel_start,
+    )  # fmt: skip
     say(f"notebook {name}: running")
-    error = None
-    try:
-        pm.execute_notebook(
-            str(src),
-            str(dst),
-            parameters=parameters,
-            kernel_name=kernel,
-            progress_bar=False,
-            log_output=False,
-            request_save_on_cell_execute=False,
-            # ipykernel warns on every start that local TCP is unencrypted: noise for analysts
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
-        )
-    except pm.PapermillExecutionError as exc:
-        error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}".strip()
-    title = f"{PAGE_TITLES.get(name, {}).get('ko' if _ko(lang) else 'en', name)}"
-    if dst.is_file():
-        export_html(dst, page, title)
-    seconds = time.perf_counter() - t0
-    if error:
+    out = execute(job, limits, children, logs, stop, say)
+    if out.kind == "cancelled":
+        return None
+    if out.kind != "ok":
         stop.set()
-    say(f"notebook {name}: {'FAILED' if error else 'done'} in {seconds:.1f}s")
-    return NotebookResult(name, dst, page, seconds, error)
+        if dst.is_file() and not page.is_file():  # killed before its own export: render it here
+            # a half-written notebook may not render; the log says more
+            with contextlib.suppress(Exception):
+                export_html(dst, page, page_title(name, lang))
+    say(f"notebook {name}: {'FAILED' if out.kind != 'ok' else 'done'} in {out.seconds:.1f}s")
+    return NotebookResult(name, dst, page, out.seconds, out.error, out.kind, out.log)
 
 
 def notebook_parameters(build: Path, params: RunParams) -> dict[str, Any]:
@@ -655,12 +662,34 @@ def needs_clusters(path: Path) -> bool:
     return bool(meta.get("segwork", {}).get("needs_clusters", True))
 
 
+def limits_of(params: RunParams) -> Limits:
+    """The execution deadlines of a run (seconds), checked to be positive."""
+    start, whole = float(params.kernel_start_timeout), float(params.notebook_timeout)
+    for key, value in (("kernel_start_timeout", start), ("notebook_timeout", whole)):
+        if not value > 0:
+            raise SegworkInputError(f"{key}: {value:g} is not a positive number of seconds")
+    return Limits(kernel_start=start, notebook=whole)
+
+
+def failure_message(result: NotebookResult, kept: Path, failed_dir: Path) -> str:
+    """One line saying which notebook failed, how, and where its notebook and log were kept."""
+    log = failed_dir / f"{result.name}.log"
+    if result.kind == "cell_error":
+        return f"notebook {result.name} failed at {result.error}; see {kept}"
+    if result.kind == "kernel":
+        return f"notebook {result.name}: {result.error} (after one retry); kernel log: {log}"
+    if result.kind == "timeout":
+        return f"notebook {result.name} {result.error} (notebook_timeout); kernel log: {log}"
+    return f"notebook {result.name} failed: {result.error}; kernel log: {log}"
+
+
 class ReportSession:
-    """Runs the report notebooks on a thread pool while the caller keeps computing.
+    """Runs the report notebooks, each in its own process, while the caller keeps computing.
 
     ``submit(early=True)`` starts the notebooks that need no clustering (they can run while the
     clusters are fitted); ``submit(early=False)`` the rest; :meth:`finish` waits, keeps a failed
-    notebook in ``failed_dir`` and raises :class:`ReportError`, else writes ``index.html``.
+    notebook and its log in ``failed_dir`` and raises :class:`ReportError`, else writes
+    ``index.html``. A thread per running notebook only watches its child process.
     """
 
     def __init__(self, build: Path, params: RunParams, say: Progress, failed_dir: Path) -> None:
@@ -670,8 +699,12 @@ class ReportSession:
             raise ReportError(f"{folder}: no report notebooks (NN_name.ipynb) found")
         self.build, self.params, self.say = build.resolve(), params, say
         self.failed_dir = failed_dir.resolve()
+        self.limits = limits_of(params)
         self.kernel = pick_kernel(say)
         self.parameters = notebook_parameters(self.build, params)
+        self.logs = Path(tempfile.mkdtemp(prefix="segwork-notebooks-"))
+        self.children = Children(self.logs, warm=min(len(self.sources), max(1, params.workers)))
+        self.children.fill()  # they import papermill while the caller computes
         self.stop = threading.Event()
         self.pool = ThreadPoolExecutor(max_workers=max(1, params.workers))
         self.futures: list[Future[NotebookResult | None]] = []
@@ -683,7 +716,8 @@ class ReportSession:
                 self.futures.append(
                     self.pool.submit(
                         _run_one, src, self.build, self.kernel, self.parameters,
-                        self.params.lang, self.say, self.stop,
+                        self.params.lang, self.say, self.stop, self.limits, self.children,
+                        self.logs,
                     )
                 )  # fmt: skip
 
@@ -692,20 +726,32 @@ class ReportSession:
         """True once any notebook has failed."""
         return self.stop.is_set()
 
+    def cancel(self) -> None:
+        """Stop every running notebook (its process tree is killed) and start no more."""
+        self.stop.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.children.close()
+        shutil.rmtree(self.logs, ignore_errors=True)
+
     def finish(self) -> list[NotebookResult]:
         """Wait for every notebook; raise ReportError on a failure, else write index.html."""
         try:
             done = [f.result() for f in self.futures]
+        except BaseException:
+            self.stop.set()
+            raise
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
-        results = sorted((r for r in done if r is not None), key=lambda r: r.name)
-        failed = [r for r in results if r.error]
-        if failed:
-            kept = keep_failed(failed[0], self.failed_dir)
-            self.say(
-                f"notebook {failed[0].name} failed; kept {kept} and {kept.with_suffix('.html')}"
-            )
-            raise ReportError(f"notebook {failed[0].name} failed at {failed[0].error}; see {kept}")
+            self.children.close()
+        try:
+            results = sorted((r for r in done if r is not None), key=lambda r: r.name)
+            failed = [r for r in results if r.error or r.kind != "ok"]
+            if failed:
+                kept = keep_failed(failed[0], self.failed_dir)
+                self.say(f"notebook {failed[0].name} failed; kept it in {kept.parent}")
+                raise ReportError(failure_message(failed[0], kept, kept.parent))
+        finally:
+            shutil.rmtree(self.logs, ignore_errors=True)
         summary = json.loads((self.build / "summary.json").read_text(encoding="utf-8"))
         write_index(self.build, summary, results, self.params.lang)
         self.say(f"report pages: {', '.join(r.html.name for r in results)}, index.html")
@@ -713,12 +759,12 @@ class ReportSession:
 
 
 def keep_failed(result: NotebookResult, failed_dir: Path) -> Path:
-    """Copy a failed notebook and its HTML page where they survive the discarded build."""
+    """Copy a failed notebook, its HTML page and its log where they survive the discarded build."""
     from segwork.publish import fresh_dir, mark
 
     failed_dir = fresh_dir(failed_dir)  # replaces only a folder segwork made
-    for p in (result.ipynb, result.html):
-        if p.is_file():
+    for p in (result.ipynb, result.html, result.log):
+        if p is not None and p.is_file():
             shutil.copy2(p, failed_dir / p.name)
     mark(failed_dir)
     return failed_dir / result.ipynb.name

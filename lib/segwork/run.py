@@ -61,6 +61,8 @@ class RunParams:
     pseudonymise: bool = False  # report files show keyed hashes instead of customer IDs
     workers: int = 2  # notebooks executed at the same time
     notebooks_dir: str | None = None  # default: the project's notebooks/
+    kernel_start_timeout: float = 60  # seconds for a notebook's kernel to start (retried once)
+    notebook_timeout: float = 900  # seconds for one notebook, start to HTML; then it is killed
 
 
 def parse_as_of(text: str | None) -> date | None:
@@ -327,11 +329,10 @@ def build(
                     session.submit(early=False)
                 results = session.finish()
     except BaseException:
-        if session is not None:  # no new notebook starts; running ones end before tmp goes
-            session.stop.set()
+        if session is not None:  # running notebooks are killed before tmp goes
             if any(not f.done() for f in session.futures):
-                say("stopping: waiting for the notebooks already running to end")
-            session.pool.shutdown(wait=True, cancel_futures=True)
+                say("stopping the notebooks still running")
+            session.cancel()
         raise
     summary["timings"] = {k: round(v, 3) for k, v in timings.seconds.items()}
     summary["timings"]["total"] = round(time.perf_counter() - t0, 3)
