@@ -447,6 +447,8 @@ def test_two_runs_at_once_take_turns(tmp_path):
         (["--synth-customers", "0"], "--synth-customers: 0"),
         (["--synth-customers", "-5"], "--synth-customers: -5"),
         (["--seed", "-1"], "--seed: -1"),
+        (["--kernel-timeout", "0"], "--kernel-timeout: 0"),
+        (["--notebook-timeout", "-3"], "--notebook-timeout: -3"),
     ],
 )
 def test_bad_numbers_exit_2_before_anything_is_made(tmp_path, monkeypatch, capsys, args, needle):

@@ -99,6 +99,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to wait for another segwork run writing the same OUT",
     )
     r.add_argument(
+        "--kernel-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=RunParams.kernel_start_timeout,
+        help="how long a notebook's kernel may take to start (retried once)",
+    )
+    r.add_argument(
+        "--notebook-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=RunParams.notebook_timeout,
+        help="how long one report notebook may run before the run fails",
+    )
+    r.add_argument(
         "--lang", choices=("ko", "en"), default="ko", help="language of labels and reports"
     )
     r.add_argument(
@@ -140,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 as_of=args.as_of,
                 out_dir=args.out,
                 lock_timeout=args.wait,
+                kernel_start_timeout=args.kernel_timeout,
+                notebook_timeout=args.notebook_timeout,
                 lang=args.lang,
                 seed=args.seed,
                 synth_customers=args.synth_customers,

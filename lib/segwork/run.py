@@ -87,6 +87,12 @@ def check_params(params: RunParams) -> None:
         raise SegworkInputError(f"--seed: {params.seed} is negative; give 0 or more")
     if not params.lock_timeout >= 0:
         raise SegworkInputError(f"--wait: {params.lock_timeout} seconds; give 0 or more")
+    for flag, value in (
+        ("--kernel-timeout", params.kernel_start_timeout),
+        ("--notebook-timeout", params.notebook_timeout),
+    ):
+        if not value > 0:
+            raise SegworkInputError(f"{flag}: {value:g} seconds; give a positive number")
 
 
 def default_data(params: RunParams, progress: Progress) -> Path:
