@@ -191,7 +191,7 @@ def create_matched_table(
     stack is not empty, and a purchase is matched (popped) when ``b`` later falls below its
     level. All in window functions over the few groups that hold a cancellation.
     """
-    has_status = "status" in _columns(con, source)
+    has_status = bool(rules.cancel_status) and "status" in _columns(con, source)
     cols = _LINE_COLS + (", status" if has_status else "")
     is_cancel = _cancel_sql(rules, has_status)
     base = reason_case(rules, as_of, matched=None)
@@ -268,7 +268,8 @@ def create_classified_view(
     With ``match_cancellations`` the matched pairs are found first (:func:`create_matched_table`)
     and their lines dropped as ``cancelled_purchase`` / ``cancellation``.
     """
-    has_status = "status" in _columns(con, source)
+    # status only matters (and only joins the line's identity) when cancel_status is set
+    has_status = bool(rules.cancel_status) and "status" in _columns(con, source)
     if rules.cancel_status and not has_status:
         raise SegworkInputError(
             f"clean.cancel_status is set ({', '.join(rules.cancel_status)}) "
