@@ -261,7 +261,7 @@ def test_status_column_marks_cancellations():
     clean.create_classified_view(
         con, CleanRules(cancellations="net", cancel_status=rules.cancel_status), None
     )
-    clean.aggregate_by_customer(con)
+    clean.aggregate_by_customer(con, mixed_orders=True)
     led = clean.ledger_from_aggregate(con)
     assert led.dropped_rows == {"cancellation": 3, "cancelled_purchase": 1}
 
@@ -293,3 +293,21 @@ def test_cancel_heavy_customers_are_counted_with_examples():
     n, ids = clean.cancel_heavy_customers(con, 0.5)
     # x cancelled all, v 16 of 8 bought, z 10 of 10; y 10 of 20 and w 18 of 36 are not over half
     assert n == 3 and ids[:2] == ("x", "v") and set(ids) == {"x", "v", "z"}
+
+
+def test_refund_inside_a_purchase_order_counts_as_cancelled_value():
+    """Status files can hold a refund line in the order it refunds (net mode keeps both)."""
+    rows = [
+        ("1", "a", "2024-01-02", 10, 1.0, "P1", "Mug", "KR"),
+        ("1", "a", "2024-01-02", -6, 1.0, "P2", "Cup", "KR"),  # 반품 of a P2 bought elsewhere
+        ("2", "b", "2024-01-02", 10, 1.0, "P1", "Mug", "KR"),
+    ]
+    con = tx_con_status(rows, ["완료", "반품", "완료"])
+    rules = CleanRules(cancellations="net", cancel_status=("반품",))
+    clean.create_classified_view(con, rules, None)
+    clean.aggregate_by_customer(con, mixed_orders=True)
+    assert clean.cancel_heavy_customers(con, 0.5) == (1, ("a",))
+    a = con.execute(
+        "SELECT frequency, revenue FROM cust_reason WHERE reason IS NULL AND customer_id = 'a'"
+    ).fetchone()
+    assert a == (1, pytest.approx(4.0))  # one purchase order, net of the refund

@@ -177,7 +177,7 @@ def create_matched_table(
     source: str = "tx",
     table: str = "tx_matched",
 ) -> None:
-    """Pair each cancellation with the purchase it reverses; one row per matched line.
+    """Pair each cancellation with the purchase it reverses: the row ids of every matched line.
 
     The rule: a cancellation line (C-invoice or cancel status) of -n units of product P by
     customer X (dated before the as-of date, when one is given) reverses the latest earlier
@@ -203,7 +203,10 @@ def create_matched_table(
     keep_ok = (
         "NOT is_cancel AND base IS NULL AND customer_id IS NOT NULL AND product_id IS NOT NULL"
     )
-    line_id = "min(row_id)" if rules.drop_duplicates else "row_id"
+    if rules.drop_duplicates:  # copies of a line are one event; all their rows are matched
+        line_id, row_ids = "min(row_id)", "list(row_id)"
+    else:
+        line_id, row_ids = "row_id", "[row_id]"
     group = f"GROUP BY {cols}, is_cancel, base" if rules.drop_duplicates else ""
     order = "PARTITION BY customer_id, product_id, units ORDER BY ts, is_cancel, line_id"
     keys = f"{table}_keys"
@@ -226,7 +229,8 @@ def create_matched_table(
             )
         ),
         events AS (
-            SELECT {line_id} AS line_id, customer_id, product_id, abs(quantity) AS units,
+            SELECT {line_id} AS line_id, {row_ids} AS row_ids,
+                   customer_id, product_id, abs(quantity) AS units,
                    invoice_date AS ts, is_cancel
             FROM candidates WHERE ({cancel_ok}) OR ({keep_ok})
             {group}
@@ -241,14 +245,14 @@ def create_matched_table(
             FROM walk WINDOW w AS ({order})
         ),
         marked AS (
-            SELECT line_id, is_cancel,
+            SELECT row_ids, is_cancel,
                    CASE WHEN is_cancel THEN coalesce(lag(b) OVER w, 0) > 0
                         ELSE coalesce(min(b) OVER (w ROWS BETWEEN 1 FOLLOWING
                                                    AND UNBOUNDED FOLLOWING), b) < b
                    END AS matched
             FROM stack WINDOW w AS ({order})
         )
-        SELECT line_id, is_cancel FROM marked WHERE matched
+        SELECT unnest(row_ids) AS row_id, is_cancel FROM marked WHERE matched
         """
     )
     con.execute(f"DROP TABLE {keys}")
@@ -276,24 +280,20 @@ def create_classified_view(
             "but the data has no status column; map it under columns.status"
         )
     cols = _LINE_COLS + (", status" if has_status else "")
-    matching = rules.match_cancellations
-    line_id = ", min(row_id) AS line_id" if matching else ""
-    if rules.drop_duplicates:
-        lines = f"SELECT {cols}, count(*)::BIGINT AS n_copies{line_id} FROM {source} GROUP BY ALL"
-    else:
-        line_id = ", row_id AS line_id" if matching else ""
-        lines = f"SELECT {cols}, 1::BIGINT AS n_copies{line_id} FROM {source}"
-    flagged = f"SELECT *, {_cancel_sql(rules, has_status)} AS is_cancel FROM lines"
     matched = None
-    if matching:
-        matched_table = f"{view}_matched"
-        create_matched_table(con, rules, as_of, source, matched_table)
-        flagged = (
-            f"SELECT l.*, {_cancel_sql(rules, has_status)} AS is_cancel, "
-            f"m.line_id IS NOT NULL AS matched FROM lines l "
-            f"LEFT JOIN {matched_table} m ON l.line_id = m.line_id"
-        )
+    if rules.match_cancellations:
+        # flag the matched rows on the raw scan: a narrow lookup of row ids, cheaper than
+        # joining the folded lines (and all their columns) to the matched table
+        table = f"{view}_matched"
+        create_matched_table(con, rules, as_of, source, table)
         matched = "matched"
+        cols += ", matched"
+        source = f"(SELECT *, row_id IN (SELECT row_id FROM {table}) AS matched FROM {source})"
+    if rules.drop_duplicates:
+        lines = f"SELECT {cols}, count(*)::BIGINT AS n_copies FROM {source} GROUP BY ALL"
+    else:
+        lines = f"SELECT {cols}, 1::BIGINT AS n_copies FROM {source}"
+    flagged = f"SELECT *, {_cancel_sql(rules, has_status)} AS is_cancel FROM lines"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW {view} AS
@@ -327,6 +327,7 @@ def aggregate_by_customer(
     source: str = "tx_classified",
     table: str = "cust_reason",
     folded: bool = True,
+    mixed_orders: bool = False,
 ) -> None:
     """The single pass over the data: per (reason, customer) rows, revenue and purchase facts.
 
@@ -335,12 +336,19 @@ def aggregate_by_customer(
     count rather than a costlier COUNT(DISTINCT). ``folded=False`` says every line has
     ``n_copies = 1`` (duplicate rule off), which lets the scan skip the weighting.
     ``purchased`` and ``cancelled`` (absolute value of cancellation lines) feed the
-    cancel-heavy warning.
+    cancel-heavy warning. An order's lines share one reason and cancel flag (a C-invoice is
+    cancelled as a whole; dropped cancellations are their own group), so its cancelled value
+    is read off the order, unless ``mixed_orders`` (status cancellations kept as refunds next
+    to purchases of the same order), which splits it line by line.
     """
     if folded:
         rows, rev_all, w = "sum(n_copies)", "sum(amount * n_copies)", " * n_copies"
     else:
         rows, rev_all, w = "count(*)", "sum(amount)", ""
+    if mixed_orders:
+        cancel_revenue = f"sum(amount{w}) FILTER (WHERE is_cancel)"
+    else:
+        cancel_revenue = f"CASE WHEN bool_and(is_cancel) THEN {rev_all} END"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
@@ -350,8 +358,7 @@ def aggregate_by_customer(
                    {rows} AS n_rows,
                    {rev_all} AS revenue_all,
                    sum(amount) AS revenue,
-                   sum(CASE WHEN is_cancel THEN 0 ELSE amount END{w}) AS purchased,
-                   sum(CASE WHEN is_cancel THEN abs(amount) ELSE 0 END{w}) AS cancelled,
+                   {cancel_revenue} AS cancel_revenue,
                    count(*) AS n_lines,
                    min(invoice_date) AS first_ts,
                    max(invoice_date) AS last_ts,
@@ -364,8 +371,8 @@ def aggregate_by_customer(
                sum(n_lines)::BIGINT AS n_lines,
                sum(revenue_all) AS revenue_all,
                sum(revenue) AS revenue,
-               sum(purchased) AS purchased,
-               sum(cancelled) AS cancelled,
+               sum(revenue_all - coalesce(cancel_revenue, 0)) AS purchased,
+               sum(abs(cancel_revenue)) AS cancelled,
                count(*) FILTER (WHERE NOT is_cancel) AS frequency,
                min(first_ts) FILTER (WHERE NOT is_cancel) AS first_purchase,
                max(last_ts) FILTER (WHERE NOT is_cancel) AS last_purchase,

@@ -105,7 +105,9 @@ def compute_ledger_and_rfm(
     Parquet files can carry and which are moved to ``missing_customer`` on the aggregate.
     """
     clean.create_classified_view(con, cfg.clean, as_of)
-    clean.aggregate_by_customer(con, folded=cfg.clean.drop_duplicates)
+    rules = cfg.clean
+    mixed = rules.cancellations == "net" and bool(rules.cancel_status)
+    clean.aggregate_by_customer(con, folded=rules.drop_duplicates, mixed_orders=mixed)
     na_ids = clean.relabel_missing_customers(con, cfg.clean, NA_TOKENS)
     if as_of is not None:
         # earliest purchase of any line, whatever its drop reason: read off the small aggregate
