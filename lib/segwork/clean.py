@@ -182,8 +182,9 @@ def create_matched_table(
     The rule: a cancellation line (C-invoice or cancel status) of -n units of product P by
     customer X (dated before the as-of date, when one is given) reverses the latest earlier
     purchase line of exactly n units of P by X (at the same timestamp or before) that no other
-    cancellation reversed. Each line is matched at most once; a partial return (fewer units) matches
-    nothing. Only purchase lines the other rules would keep can be matched.
+    cancellation reversed. Each line is matched at most once; a partial return (fewer units)
+    matches nothing. Only purchase lines the other rules would keep can be matched, and only
+    lines with a customer and a product.
 
     In each (customer, product, units) group, purchases (+1) and cancellations (-1) are
     walked in time order, purchases first on equal timestamps. The open purchases form a
