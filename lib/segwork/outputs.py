@@ -1,4 +1,4 @@
-"""Machine-readable outputs (segments.csv and .xlsx, summary.json), published atomically.
+"""Machine-readable outputs (segments.csv, summary.json) and the atomic publish of a run folder.
 
 A run builds everything in a temporary sibling folder and swaps it in only on success, so a
 failed run never leaves a half-written report where a good one stood.
