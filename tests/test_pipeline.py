@@ -131,3 +131,70 @@ def test_uci_cp949_twin_matches_parquet(uci_parquet, tmp_path):
     assert a.ledger.rows_in == c.ledger.rows_in == 541_909
     assert a.ledger.rows_kept == c.ledger.rows_kept
     pd.testing.assert_series_equal(a.table["rfm_segment_id"], c.table["rfm_segment_id"])
+
+
+def test_parquet_text_na_customer_ids_are_missing_not_one_giant_vip(tmp_path):
+    df = small_orders(30)
+    markers = ["nan", "None", "NULL", "#N/A", "N/A", "-"]
+    extra = small_orders(len(markers) * 4).iloc[: len(markers) * 4].copy()
+    extra["CustomerID"] = markers * 4
+    extra["Quantity"] = 500  # together they would outspend everyone
+    p = tmp_path / "orders.parquet"
+    pd.concat([df, extra], ignore_index=True).to_parquet(p, index=False)
+    prep = prepare(p, Config())
+    assert not set(markers) & set(prep.table.index)
+    assert len(prep.table) == 30
+    assert prep.ledger.dropped_rows["missing_customer"] == len(extra)
+    assert prep.ledger.dropped_revenue["missing_customer"] == pytest.approx(
+        float((extra["Quantity"] * extra["UnitPrice"]).sum())
+    )
+    kept = prep.con.execute("SELECT count(*) FROM tx_kept WHERE customer_id IN ('nan', '-')")
+    assert kept.fetchone()[0] == 0
+    assert "missing_customer_markers" in dict(prep.warnings)
+
+
+def test_stale_data_and_cancel_heavy_customers_are_warned(tmp_path):
+    df = small_orders(20)
+    cancel = df[df["CustomerID"] == "1003"].copy()  # cancels all four of its orders
+    cancel["InvoiceNo"] = "C" + cancel["InvoiceNo"]
+    cancel["Quantity"] = -cancel["Quantity"]
+    cancel["InvoiceDate"] += pd.Timedelta(hours=1)
+    p = tmp_path / "orders.csv"
+    pd.concat([df, cancel], ignore_index=True).to_csv(p, index=False)
+    prep = prepare(p, Config())
+    assert "1003" not in prep.table.index
+    assert [c for c, _ in prep.warnings] == ["cancel_heavy_customers"]
+    assert "1 customers" in dict(prep.warnings)["cancel_heavy_customers"]
+    late = prepare(p, Config(), as_of=prep.last_date + pd.Timedelta(days=91))
+    assert dict(late.warnings)["stale_data"].startswith(f"the as-of date {late.as_of} is 91 days")
+    ok = prepare(p, Config(), as_of=prep.last_date + pd.Timedelta(days=90))
+    assert "stale_data" not in dict(ok.warnings)
+
+
+def test_cancel_status_needs_a_mapped_status_column(tmp_path):
+    p = tmp_path / "orders.csv"
+    small_orders(5).to_csv(p, index=False)
+    with pytest.raises(SegworkInputError, match=r"clean.cancel_status .* columns.status"):
+        prepare(p, Config(clean=CleanRules(cancel_status=("취소",))))
+
+
+@pytest.mark.uci
+def test_uci_cancelled_giant_orders_no_longer_count(uci_parquet):
+    """16446 bought 80,995 units (168,469.60) and 12346 74,215 (77,183.60), both cancelled."""
+    prep = prepare(uci_parquet, Config())
+    led = prep.ledger
+    led.check()
+    assert led.rows_in == 541_909
+    assert led.dropped_rows["cancelled_purchase"] == 2_866
+    assert led.dropped_revenue["cancelled_purchase"] == pytest.approx(426_383.28, abs=0.005)
+    assert led.dropped_rows["cancellation"] == 8_905
+    assert led.rows_kept == 388_332 and led.customers_kept == 4_324 == len(prep.table)
+    c = prep.table.loc["16446"]
+    assert (c.frequency, c.monetary) == (1, 2.90)  # two brushes on 2011-05-18
+    assert "12346" not in prep.table.index  # its one order was the cancelled one
+    assert prep.as_of == date(2011, 12, 10)
+    heavy = dict(prep.warnings)["cancel_heavy_customers"]
+    assert "16446" in heavy and "12346" in heavy
+    net = prepare(uci_parquet, Config(clean=CleanRules(cancellations="net")))
+    net.ledger.check()
+    assert net.table.loc["16446", "monetary"] == 2.90 and "12346" not in net.table.index

@@ -40,8 +40,10 @@ def crafted_csv(path: Path, n_customers: int = 60) -> Path:
 
 
 def report_files(out: Path) -> list[Path]:
-    """Every file of a run folder that belongs to the report (not segments.csv)."""
-    return [p for p in out.rglob("*") if p.is_file() and p.name != "segments.csv"]
+    """Every file of a run folder that belongs to the report (not segments.csv or .xlsx)."""
+    return [
+        p for p in out.rglob("*") if p.is_file() and p.name not in ("segments.csv", "segments.xlsx")
+    ]
 
 
 def external_urls(html: str) -> list[str]:
@@ -264,3 +266,22 @@ def test_cluster_count_table_puts_noise_first_and_fills_gaps():
     assert list(t.index) == ["noise", "0", "1", "2", "10"]
     assert t.loc["noise", "kmeans"] == 0 and t.loc["noise", "hdbscan"] == 2
     assert t["kmeans"].sum() == 8 and t["hdbscan"].sum() == 8
+
+
+def test_index_lists_data_quality_warnings_escaped(tmp_path):
+    from segwork.report import write_index
+
+    group = {"label_ko": "VIP", "label_en": "VIP", "customers": 2, "revenue": 10.0}
+    summary = {
+        "as_of": "2024-09-01",
+        "period": {"first": "2024-01-01", "last": "2024-03-01"},
+        "source": {"path": "orders.csv"},
+        "customers": 2,
+        "ledger": {"rows_in": 3, "rows_kept": 3, "revenue_in": 10.0, "revenue_kept": 10.0},
+        "rfm": {"groups": {"vip": group}},
+        "warnings": [{"code": "stale_data", "message": "as-of <b>184</b> days late"}],
+    }
+    html = write_index(tmp_path, summary, [], "en").read_text(encoding="utf-8")
+    assert '<ul id="warnings"><li>as-of &lt;b&gt;184&lt;/b&gt; days late</li></ul>' in html
+    del summary["warnings"]
+    assert 'id="warnings"' not in write_index(tmp_path, summary, [], "ko").read_text("utf-8")

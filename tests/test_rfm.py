@@ -1,3 +1,4 @@
+import json
 from datetime import date
 
 import numpy as np
@@ -125,3 +126,38 @@ def test_label_lang_gives_display_names_for_the_same_cells():
     names = rfm.load_map("ko_crm10").labels("ko")
     assert [names[i] for i in ids] == list(ko)
     assert "VIP" in set(ko) or "신규 고객" in set(ko)
+
+
+def test_equal_cents_get_equal_scores_whatever_the_float_path():
+    """1.1 + 202.45 is 203.54999999999998 in floating point; 203.55 on one line is not."""
+    rows = [
+        ("1", "a", "2024-01-05", 1, 1.1, "P1", "Mug", "UK"),
+        ("2", "a", "2024-01-06", 1, 202.45, "P2", "Cup", "UK"),
+        ("3", "b", "2024-01-05", 1, 203.55, "P1", "Mug", "UK"),
+        ("4", "c", "2024-01-05", 1, 10.0, "P1", "Mug", "UK"),
+        ("5", "d", "2024-01-05", 1, 300.0, "P1", "Mug", "UK"),
+        ("6", "e", "2024-01-05", 1, 400.0, "P1", "Mug", "UK"),
+        ("7", "f", "2024-01-05", 1, 500.0, "P1", "Mug", "UK"),
+    ]
+    t = table_from(rows, date(2024, 2, 1))
+    assert t.loc["a", "monetary"] == t.loc["b", "monetary"] == 203.55
+    seg = rfm.RFMSegmenter().fit(t)
+    # six customers: the first quintile edge sits exactly on the second value (203.55)
+    assert seg.edges_["monetary"].edges[0] == 203.55
+    assert seg.scores_.loc["a", "m_score"] == seg.scores_.loc["b", "m_score"] == 1
+    assert seg.edges_["monetary"].on_boundary[0] == 2
+    assert "203.5499" not in json.dumps(rfm.edges_report(seg.edges_))
+
+
+def test_reported_edges_are_clean_numbers():
+    df = pd.DataFrame(
+        {
+            "recency_days": [1, 2, 3, 4, 5, 6, 7],
+            "frequency": [1, 1, 2, 2, 3, 3, 4],
+            "monetary": [0.1, 0.2, 0.30000000000000004, 0.7, 1.1, 2.2, 3.3],
+        }
+    )
+    edges = rfm.fit_edges(df, 5)
+    for e in edges.values():
+        assert all(x == round(x, 2) for x in e.edges)
+    assert json.dumps(edges["monetary"].edges) == "[0.22, 0.46, 0.94, 1.98]"

@@ -18,11 +18,15 @@ import pandas as pd
 
 from segwork import clean, rfm
 from segwork.errors import SegworkInputError
-from segwork.io import SourceInfo, open_source
+from segwork.io import NA_TOKENS, SourceInfo, open_source
 from segwork.maps import SegmentMap
 from segwork.schema import Config
 
 Progress = Callable[[str], None]
+#: The as-of date this many days after the latest kept transaction means stale data.
+STALE_DAYS = 90
+#: A customer whose cancelled value exceeds this share of what they bought is cancel-heavy.
+CANCEL_HEAVY_SHARE = 0.5
 
 
 def connect(memory_limit: str = "2GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
@@ -65,6 +69,8 @@ class Prepared:
     segmenter: rfm.RFMSegmenter
     timings: Timer
     con: duckdb.DuckDBPyConnection
+    #: data-quality warnings found while computing, as (code, message)
+    warnings: tuple[tuple[str, str], ...] = ()
 
     @property
     def segment_map(self) -> SegmentMap:
@@ -78,15 +84,31 @@ def _no_rows_message(path: Path, ledger: clean.Ledger) -> str:
     return f"{path}: no rows left after cleaning ({ledger.rows_in:,} read; dropped: {why})"
 
 
+def _check_cancel_status(cfg: Config, path: Path) -> None:
+    """cancel_status needs a mapped status column; without one it would silently do nothing."""
+    if cfg.clean.cancel_status and not getattr(cfg.columns, "status", None):
+        raise SegworkInputError(
+            f"{path}: clean.cancel_status is set ({', '.join(cfg.clean.cancel_status)}) but no "
+            "status column is mapped; map it in config.yaml under columns.status"
+        )
+
+
 def compute_ledger_and_rfm(
     con: duckdb.DuckDBPyConnection,
     cfg: Config,
     as_of: date | None,
     path: Path,
-) -> tuple[clean.Ledger, date, pd.DataFrame]:
-    """Classify, aggregate once, reconcile the ledger and build the RFM table as of a date."""
+) -> tuple[clean.Ledger, date, pd.DataFrame, tuple[str, ...]]:
+    """Classify, aggregate once, reconcile the ledger and build the RFM table as of a date.
+
+    Also returns the stored customer IDs that mean "missing" ('nan', '#N/A', ...), which
+    Parquet files can carry and which are moved to ``missing_customer`` on the aggregate.
+    """
     clean.create_classified_view(con, cfg.clean, as_of)
-    clean.aggregate_by_customer(con, folded=cfg.clean.drop_duplicates)
+    rules = cfg.clean
+    mixed = rules.cancellations == "net" and bool(rules.cancel_status)
+    clean.aggregate_by_customer(con, folded=rules.drop_duplicates, mixed_orders=mixed)
+    na_ids = clean.relabel_missing_customers(con, cfg.clean, NA_TOKENS)
     if as_of is not None:
         # earliest purchase of any line, whatever its drop reason: read off the small aggregate
         first = con.execute("SELECT min(first_purchase) FROM cust_reason").fetchall()[0][0]
@@ -101,7 +123,42 @@ def compute_ledger_and_rfm(
     used = as_of or rfm.default_as_of(con)
     assert used is not None
     table = rfm.rfm_table(con, used)
-    return ledger, used, table
+    return ledger, used, table, na_ids
+
+
+def data_warnings(
+    con: duckdb.DuckDBPyConnection, as_of: date, last: date, na_ids: tuple[str, ...]
+) -> tuple[tuple[str, str], ...]:
+    """Warnings an analyst should read before trusting the numbers, as (code, message)."""
+    out: list[tuple[str, str]] = []
+    gap = (as_of - last).days
+    if gap > STALE_DAYS:
+        out.append(
+            (
+                "stale_data",
+                f"the as-of date {as_of} is {gap} days after the latest kept transaction "
+                f"({last}); recency is measured from a date with no data behind it",
+            )
+        )
+    n, ids = clean.cancel_heavy_customers(con, CANCEL_HEAVY_SHARE)
+    if n:
+        shown = ", ".join(ids) + (", ..." if n > len(ids) else "")
+        out.append(
+            (
+                "cancel_heavy_customers",
+                f"{n:,} customers cancelled more than {CANCEL_HEAVY_SHARE:.0%} of the value "
+                f"they bought (e.g. {shown})",
+            )
+        )
+    if na_ids:
+        out.append(
+            (
+                "missing_customer_markers",
+                "customer IDs " + ", ".join(repr(i) for i in na_ids) + " mean a missing "
+                "customer; their rows are counted as missing_customer",
+            )
+        )
+    return tuple(out)
 
 
 def prepare(
@@ -116,27 +173,30 @@ def prepare(
     con = con or connect()
     timer = Timer()
     path = Path(data_path)
+    _check_cancel_status(cfg, path)
     with timer.stage("read"):
         say(f"reading {path}")
         source = open_source(path, cfg, con)
     with timer.stage("ledger_rfm"):
         say("cleaning (ledger) and building the RFM table")
-        ledger, used, table = compute_ledger_and_rfm(con, cfg, as_of, path)
-        clean.create_kept_view(con)
+        ledger, used, table, na_ids = compute_ledger_and_rfm(con, cfg, as_of, path)
+        clean.create_kept_view(con, exclude_customers=na_ids)
     with timer.stage("rfm_segments"):
         say(f"scoring {len(table):,} customers and assigning RFM segments")
         seg = rfm.RFMSegmenter(cfg.rfm.segment_map, cfg.rfm.bins, cfg.rfm.fixed_edges).fit(table)
         table = table.join(seg.scores_)
         table["rfm_segment_id"] = seg.labels_
+    last = rfm.latest_purchase(con) or used
     return Prepared(
         source=source,
         ledger=ledger,
         as_of=used,
         as_of_given=as_of is not None,
         first_date=rfm.earliest_purchase(con) or used,
-        last_date=rfm.latest_purchase(con) or used,
+        last_date=last,
         table=table,
         segmenter=seg,
         timings=timer,
         con=con,
+        warnings=data_warnings(con, used, last, na_ids),
     )

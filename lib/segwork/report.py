@@ -183,7 +183,7 @@ def quality_warnings(art: Artifacts, lang: str) -> pd.DataFrame:
     """Data-quality warnings a reader should know before trusting the segments."""
     ko = _ko(lang)
     led = art.summary["ledger"]
-    out: list[str] = []
+    out: list[str] = [w["message"] for w in art.summary.get("warnings", [])]
     rows_in = max(int(led["rows_in"]), 1)
     dropped = led.get("dropped", {})
     share = 1 - led["rows_kept"] / rows_in
@@ -816,6 +816,7 @@ def index_context(
             (labels.get(r, r), d["rows"], d["revenue"]) for r, d in led.get("dropped", {}).items()
         ],
         "segments": segments,
+        "warnings": [w["message"] for w in summary.get("warnings", [])],
         "comparison": headline_comparison(summary, lang),
         "pages": pages,
         "version": summary.get("segwork_version", ""),

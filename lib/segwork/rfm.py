@@ -42,15 +42,29 @@ def default_as_of(con: duckdb.DuckDBPyConnection, table: str = "cust_reason") ->
     return None if last is None else last + timedelta(days=1)
 
 
+#: Decimals kept for money (cents) and for the R, F, M bin edges reported and used.
+MONEY_DECIMALS = 2
+
+
+def money_sql(expr: str) -> str:
+    """SQL rounding a floating-point sum to cents via 4 decimals, so equal cents compare equal."""
+    return f"round(round({expr}, 4), {MONEY_DECIMALS})"
+
+
 def rfm_table(
     con: duckdb.DuckDBPyConnection, as_of: date, table: str = "cust_reason"
 ) -> pd.DataFrame:
     """One row per customer with at least one kept purchase, indexed by ``customer_id``.
 
     recency_days: whole days from the last purchase's date to ``as_of``; frequency: distinct
-    purchase orders; monetary: net kept revenue (refunds netted when cancellations='net');
-    tenure_days: days since the first purchase; avg_order_value = monetary / frequency;
-    mean_interpurchase_days = (last - first) / (frequency - 1), NaN for one-order customers.
+    purchase orders; monetary: net kept revenue in cents (refunds netted when
+    cancellations='net'); tenure_days: days since the first purchase; avg_order_value =
+    monetary / frequency; mean_interpurchase_days = (last - first) / (frequency - 1), NaN for
+    one-order customers.
+
+    Monetary is rounded to 4 decimals (removing the order-of-summation noise of floating
+    point: 100.1 + 103.45 is 203.54999999999998) and then to cents, so customers who spent
+    the same amount always hold the same number and always get the same score.
     """
     d = f"DATE '{as_of.isoformat()}'"
     df = con.execute(
@@ -58,9 +72,9 @@ def rfm_table(
         SELECT customer_id,
                date_diff('day', last_purchase::DATE, {d})::BIGINT AS recency_days,
                frequency::BIGINT AS frequency,
-               revenue AS monetary,
+               {money_sql("revenue")} AS monetary,
                date_diff('day', first_purchase::DATE, {d})::BIGINT AS tenure_days,
-               revenue / frequency AS avg_order_value,
+               {money_sql("revenue")} / frequency AS avg_order_value,
                CASE WHEN frequency > 1
                     THEN date_diff('second', first_purchase, last_purchase) / 86400.0 / (frequency - 1)
                END AS mean_interpurchase_days,
@@ -86,9 +100,12 @@ class BinEdges:
 
 
 def quantile_edges(values: pd.Series, bins: int) -> tuple[float, ...]:
-    """The (bins-1) inner quantile edges; ties stay together because scoring compares values."""
+    """The (bins-1) inner quantile edges, rounded to cents (as monetary is), so summary.json
+    shows the very numbers scores were compared with; ties stay together because scoring
+    compares values."""
     qs = np.linspace(0, 1, bins + 1)[1:-1]
-    return tuple(float(x) for x in np.quantile(values.to_numpy(dtype=float), qs))
+    edges = np.quantile(values.to_numpy(dtype=float), qs)
+    return tuple(round(float(x), MONEY_DECIMALS) for x in edges)
 
 
 def score_values(values: pd.Series, edges: BinEdges, bins: int) -> pd.Series:

@@ -21,7 +21,7 @@ from segwork import __version__
 from segwork.artifacts import write_artifacts
 from segwork.compare import METHOD_COLUMNS, ClusterConfig, ClusteringResult, run_clustering
 from segwork.errors import SegworkInputError
-from segwork.outputs import segments_frame, write_json
+from segwork.outputs import segments_frame, write_json, write_segments
 from segwork.pipeline import Prepared, Progress, prepare
 from segwork.publish import (
     DEFAULT_LOCK_TIMEOUT,
@@ -138,8 +138,21 @@ def load_truth(data_path: Path) -> pd.Series | None:
     return df.set_index(df["customer_id"].astype(str))["persona"]
 
 
+def data_warnings(prep: Prepared) -> list[dict[str, str]]:
+    """summary.json ``warnings``: the reader's (ambiguous dates, skipped sheets, ...) then the
+    data's (stale data, cancel-heavy customers, ...), each {code, message}."""
+    found = tuple(getattr(prep.source, "warnings", ())) + tuple(prep.warnings)
+    return [{"code": code, "message": message} for code, message in found]
+
+
+def print_warnings(prep: Prepared) -> None:
+    """Each data-quality warning once on stderr (also under --quiet: they are not progress)."""
+    for w in data_warnings(prep):
+        print(f"segwork: warning: {w['message']} [{w['code']}]", file=sys.stderr, flush=True)
+
+
 def build_summary(prep: Prepared, cfg: Config, params: RunParams) -> dict[str, Any]:
-    """summary.json: ledger, customers, segment counts per method, params and timings."""
+    """summary.json: ledger, customers, segment counts per method, warnings, params and timings."""
     labels = prep.segment_map.labels(params.lang)
     counts = prep.table["rfm_segment_id"].value_counts()
     revenue = prep.table.groupby("rfm_segment_id")["monetary"].sum()
@@ -168,6 +181,7 @@ def build_summary(prep: Prepared, cfg: Config, params: RunParams) -> dict[str, A
             "mapping": src.mapping,
         },
         "ledger": prep.ledger.as_dict(),
+        "warnings": data_warnings(prep),
         "customers": len(prep.table),
         "segments": {"rfm": {v["label"]: v["customers"] for v in segs.values()}},
         "rfm": {
@@ -283,6 +297,7 @@ def run(
         if given is not None:
             held.enter_context(claimed(given, say, params.lock_timeout))
         cfg, data, prep = start(params, say)
+        print_warnings(prep)
         out = given or check_out(out_folder(params, prep), "OUT")
         if given is None:
             held.enter_context(claimed(out, say, params.lock_timeout, "OUT"))
@@ -324,7 +339,8 @@ def build(
             say(f"writing {out}")
             labels = prep.segment_map.labels(params.lang)
             extra = clus.labels[list(CLUSTER_COLUMNS)] if clus else None
-            segments_frame(prep.table, labels, extra).to_csv(tmp / "segments.csv", index=False)
+            if not write_segments(segments_frame(prep.table, labels, extra), tmp):
+                say("segments.xlsx skipped: more customers than an Excel sheet holds")
             summary = full_summary(prep, cfg, params, clus, t0)
             write_json_atomic(tmp / "summary.json", summary)
             if session is not None and not session.failed:

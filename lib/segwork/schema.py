@@ -91,13 +91,19 @@ class ReadOptions:
 class CleanRules:
     """Which cleaning rules are on. Every input row is kept or dropped for exactly one reason.
 
-    ``cancellations='drop'`` drops cancelled lines (invoice starting with ``C``) and returns
-    (negative quantity); ``'net'`` keeps them as negative revenue against the customer's
-    purchases, so monetary is net of refunds while frequency counts purchase orders only.
+    ``cancellations='drop'`` drops cancelled lines (invoice starting with ``C``, or a status
+    in ``cancel_status``) and returns (negative quantity); ``'net'`` keeps returns as negative
+    revenue against the customer's purchases, so monetary is net of refunds while frequency
+    counts purchase orders only. ``match_cancellations`` also removes the purchase a
+    cancellation reverses (same customer, product and units, at or before it) as
+    ``cancelled_purchase``, in both modes; ``cancel_status`` values are compared trimmed and
+    case-insensitive against the ``status`` column.
     """
 
     drop_missing_customer: bool = True
     cancellations: Literal["drop", "net"] = "drop"
+    match_cancellations: bool = True
+    cancel_status: tuple[str, ...] = ()
     drop_non_product: bool = True
     drop_non_positive_quantity: bool = True
     drop_non_positive_price: bool = True
@@ -127,7 +133,7 @@ class CleanRules:
     @classmethod
     def standard4(cls) -> CleanRules:
         """The four textbook rules only: customer present, not cancelled, quantity > 0, price > 0."""
-        return cls(drop_non_product=False, drop_duplicates=False)
+        return cls(drop_non_product=False, drop_duplicates=False, match_cancellations=False)
 
 
 @dataclass(frozen=True)

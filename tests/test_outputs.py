@@ -1,0 +1,105 @@
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import pandas as pd
+
+from segwork.cli import main
+from segwork.outputs import escape_formulas, write_csv, write_xlsx
+
+HEAD = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+#: IDs a spreadsheet would evaluate, one that loses its zeros as a number, and plain ones.
+RISKY_IDS = ['=HYPERLINK("http://x")', "+821012345678", "-5", "@SUM(A1)", "000123"]
+
+
+def orders_csv(path: Path) -> Path:
+    """A UCI-layout export whose customer IDs include formulas and a zero-padded number."""
+    ids = RISKY_IDS + [str(2000 + c) for c in range(25)]
+    lines = []
+    for c, cid in enumerate(ids):
+        quoted = '"' + cid.replace('"', '""') + '"'
+        for o in range(1 + c % 4):
+            day = 1 + (c * 7 + o * 3) % 27
+            lines.append(
+                f"{c}{o},P{o},Mug,{1 + o},2024-0{1 + o % 3}-{day:02d} 10:00,{2.5 + c},{quoted},UK"
+            )
+    path.write_text(HEAD + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_escape_formulas_touches_text_cells_only():
+    df = pd.DataFrame(
+        {
+            "customer_id": ["=1+1", "+1", "-1", "@a", "\tx", "\rx", "a=1", "000123"],
+            "monetary": [-5.5, 1.0, -2.0, 0.0, 3.0, 4.0, 5.0, 6.0],
+            "hdbscan_cluster": np.array([-1, 0, 1, -1, 2, 0, 1, 1]),
+        }
+    )
+    out = escape_formulas(df)
+    assert out["customer_id"].tolist() == [
+        "'=1+1", "'+1", "'-1", "'@a", "'\tx", "'\rx", "a=1", "000123",
+    ]  # fmt: skip
+    pd.testing.assert_series_equal(out["monetary"], df["monetary"])
+    pd.testing.assert_series_equal(out["hdbscan_cluster"], df["hdbscan_cluster"])
+    assert df["customer_id"].iloc[0] == "=1+1"  # the input frame is not changed
+
+
+def test_csv_has_bom_and_escaped_text_but_plain_negative_numbers(tmp_path):
+    df = pd.DataFrame({"customer_id": ["-7", "고객1"], "monetary": [-12.5, 3.0]})
+    write_csv(df, tmp_path / "s.csv")
+    raw = (tmp_path / "s.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert rows == [["customer_id", "monetary"], ["'-7", "-12.5"], ["고객1", "3.0"]]
+
+
+def test_xlsx_keeps_ids_as_text_cells_and_numbers_as_numbers(tmp_path):
+    df = pd.DataFrame(
+        {
+            "customer_id": ["000123", "=1+1", "17850"],
+            "monetary": [-1.25, 2.0, np.nan],
+            "hdbscan_cluster": [-1, 0, 1],
+        }
+    )
+    assert write_xlsx(df, tmp_path / "s.xlsx")
+    ws = openpyxl.load_workbook(tmp_path / "s.xlsx").active
+    rows = [[(c.value, c.data_type) for c in r] for r in ws.iter_rows(min_row=2)]
+    assert rows[0] == [("000123", "s"), (-1.25, "n"), (-1, "n")]
+    assert rows[1][0] == ("=1+1", "s")  # shown as text, never a formula
+    assert rows[2][0] == ("17850", "s") and rows[2][1][0] is None
+
+
+def test_run_writes_safe_segments_csv_and_xlsx(tmp_path):
+    data = orders_csv(tmp_path / "orders.csv")
+    out = tmp_path / "out"
+    assert main(["run", "--data", str(data), "--out", str(out), "--no-report", "--quiet"]) == 0
+    raw = (out / "segments.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # Korean Excel reads the labels as UTF-8
+    seg = pd.read_csv(out / "segments.csv", dtype={"customer_id": str}, encoding="utf-8-sig")
+    ids = set(seg["customer_id"])
+    assert {'\'=HYPERLINK("http://x")', "'+821012345678", "'-5", "'@SUM(A1)", "000123"} <= ids
+    assert not any(i.startswith(("=", "+", "-", "@")) for i in ids)
+    assert seg["monetary"].dtype == float and seg["hdbscan_cluster"].min() >= -1
+    ws = openpyxl.load_workbook(out / "segments.xlsx").active
+    header = [c.value for c in ws[1]]
+    col = header.index("customer_id")
+    cells = {r[col].value: r[col].data_type for r in ws.iter_rows(min_row=2)}
+    assert cells["000123"] == "s" and cells['=HYPERLINK("http://x")'] == "s"
+    assert len(cells) == len(seg) == 30
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert isinstance(summary["warnings"], list)
+
+
+def test_warnings_are_in_summary_and_printed_once(tmp_path, capsys):
+    data = orders_csv(tmp_path / "orders.csv")
+    out = tmp_path / "out"
+    args = ["run", "--data", str(data), "--out", str(out), "--as-of", "2024-09-01"]
+    assert main([*args, "--no-report", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert [w["code"] for w in summary["warnings"]] == ["stale_data"]
+    assert "days after the latest kept transaction" in summary["warnings"][0]["message"]
+    err = capsys.readouterr().err
+    assert err.count("[stale_data]") == 1
