@@ -135,3 +135,37 @@ def test_help_lists_every_option_with_default():
     assert "default: None" not in flat and "default: False" not in flat  # no empty defaults
     res = run_cli("--help")
     assert res.returncode == 0 and "run" in res.stdout
+
+
+def test_excel_run_keeps_text_ids_and_states_sheets_and_date_format(tmp_path):
+    """End to end: text IDs with leading zeros stay three customers; summary.json says what was read."""
+    from datetime import datetime
+
+    from openpyxl import Workbook, load_workbook
+
+    header = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price"]
+    header += ["Customer ID", "Country"]
+    wb = Workbook()
+    wb.remove(wb.active)
+    for name, day in (("Year 2009-2010", 1), ("Year 2010-2011", 2)):
+        ws = wb.create_sheet(name)
+        ws.append(header)
+        for i, cid in enumerate(("000123", "0123", "123")):
+            ws.append([f"{day}{i}", "85123A", "MUG", 1, datetime(2010, 12, day, 9), 2.5, cid, "KR"])
+    wb.create_sheet("Notes").append(["exported by", "admin console"])
+    data = tmp_path / "online_retail_II.xlsx"
+    wb.save(data)
+    out = tmp_path / "out"
+    assert main(["run", "--data", str(data), "--out", str(out), "--no-report", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["source"]["sheets"] == ["Year 2009-2010", "Year 2010-2011"]
+    assert summary["source"]["sheets_skipped"] == ["Notes"]
+    assert summary["source"]["date_format"] == "Excel date cells"
+    assert "sheets_skipped" in [w["code"] for w in summary["warnings"]]
+    seg = pd.read_csv(out / "segments.csv", dtype={"customer_id": str}, encoding="utf-8-sig")
+    assert sorted(seg["customer_id"]) == ["000123", "0123", "123"]
+    assert set(seg["frequency"]) == {2}
+    ws = load_workbook(out / "segments.xlsx").active
+    ids = [ws.cell(row=r, column=1) for r in range(2, 5)]
+    assert sorted(c.value for c in ids) == ["000123", "0123", "123"]
+    assert {c.data_type for c in ids} == {"s"}
