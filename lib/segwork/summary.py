@@ -1,0 +1,559 @@
+"""The typed ``summary.json`` contract: pydantic models, its JSON Schema, reading and writing.
+
+A run's summary holds ids and machine codes only (segment ids, reason codes, warning codes,
+cluster ids with ``"noise"`` for HDBSCAN's -1); display names come from the segment map and
+the text catalogue. The JSON Schema shipped beside this module (``summary.schema.json``) is
+generated from these models; regenerate it after changing them::
+
+    python -m segwork.summary --write-schema
+
+Readers use attributes (``read_summary(path).ledger.rows_in``), never ``.get()`` chains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+
+from segwork.clean import REASONS
+from segwork.errors import SegworkInputError
+from segwork.maps import STAGES
+from segwork.run import RunParams
+from segwork.schema import Config
+
+if TYPE_CHECKING:
+    from segwork.pipeline import Prepared
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).with_name("summary.schema.json")
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+Reason = Literal[REASONS]  # type: ignore[valid-type]  # the ledger's drop reasons, in rule order
+Stage = Literal[STAGES]  # type: ignore[valid-type]  # journey stage of an RFM group
+RFMColumn = Literal["recency_days", "frequency", "monetary"]
+ClusterId = Annotated[str, Field(pattern=r"^(noise|[0-9]+)$")]  # "0", "1", ... or "noise"
+Score = float | None  # a metric; None where it is undefined (NaN)
+Scalar = str | int | float | bool | None
+
+
+class Model(BaseModel):
+    """Base of every summary model: unknown keys are an error, so the contract cannot drift."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Sparse(Model):
+    """A model whose unset (None) fields are left out of the JSON: method-specific blocks."""
+
+    @model_serializer(mode="wrap")
+    def _drop_none(self, handler: Any) -> dict[str, Any]:
+        """Serialise, then drop keys whose value is None."""
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+# --------------------------------------------------------------------------- data and ledger
+
+
+class Period(Model):
+    """First and last day with a kept purchase."""
+
+    first: date
+    last: date
+
+
+class Source(Model):
+    """What the reader found: format, layout, encoding, mapping, sheets, header row, dates."""
+
+    path: str
+    format: Literal["parquet", "csv", "excel"]
+    layout: str  # "uci_online_retail" | "online_retail_ii" | "segwork" | "config"
+    encoding: str | None  # the encoding used for CSV, else None
+    mapping: dict[str, str]  # canonical column -> header used
+    sheets: list[str] | None  # Excel sheets read, else None
+    sheets_skipped: list[str]
+    header_row: int
+    date_format: str | None  # a strftime pattern, "ISO 8601", "Excel date cells", ...
+
+
+class Dropped(Model):
+    """Rows and revenue dropped for one reason."""
+
+    rows: int
+    revenue: float
+
+
+class Ledger(Model):
+    """Rows and revenue read, kept, and dropped per reason (in rule order); they reconcile."""
+
+    rows_in: int
+    rows_kept: int
+    revenue_in: float
+    revenue_kept: float
+    customers_kept: int
+    dropped: dict[Reason, Dropped]
+
+
+class DataWarning(Model):
+    """A data-quality warning: a code (the catalogue key), its values, and the English log line."""
+
+    code: Code
+    params: dict[str, Scalar | list[Scalar]] = {}
+    message: str  # English, for the log and for readers without a catalogue entry
+
+
+# --------------------------------------------------------------------------- RFM
+
+
+class Segments(Model):
+    """Customers per group for each segmentation, keyed by ids (RFM segment id, cluster id)."""
+
+    rfm: dict[str, int]
+    kmeans: dict[ClusterId, int] | None = None
+    ward: dict[ClusterId, int] | None = None
+    hdbscan: dict[ClusterId, int] | None = None
+
+
+class BinEdges(Model):
+    """Inner edges of one score: score = 1 + #(edges strictly below the value), reversed for
+    recency; equal values get equal scores."""
+
+    edges: list[float]
+    source: Literal["quantile", "fixed"]
+    higher_is_better: bool
+    customers_on_edge: list[int]
+
+
+class RFMGroup(Model):
+    """One RFM group (its names, KPI and actions are in the segment map / catalogue)."""
+
+    stage: Stage
+    customers: int
+    revenue: float
+
+
+class RFM(Model):
+    """The RFM segmentation: which map, how many bins, the edges, and each group by id."""
+
+    segment_map: str
+    bins: int
+    edges: dict[RFMColumn, BinEdges]
+    groups: dict[str, RFMGroup]  # segment id -> group, in map order
+
+
+# --------------------------------------------------------------------------- clustering
+
+
+class SelectionScores(Sparse):
+    """Scores per candidate k (lists aligned with ``k``)."""
+
+    k: list[int]
+    silhouette: list[Score]
+    calinski_harabasz: list[Score] | None = None
+    davies_bouldin: list[Score] | None = None
+    inertia: list[Score] | None = None
+    n_silhouette_sample: int
+
+
+class GridPoint(Model):
+    """One HDBSCAN grid setting and how it scored."""
+
+    min_cluster_size: int
+    min_cluster_size_param: float
+    min_samples: int
+    n_clusters: int
+    noise_share: float
+    dbcv: Score
+
+
+class Assignment(Model):
+    """How HDBSCAN placed customers outside its fit sample, checked against approximate_predict."""
+
+    method: Literal["nearest", "approximate_predict"]
+    n_checked: int
+    agreement_with_approximate_predict: float
+    ari_with_approximate_predict: Score
+
+
+class Selection(Sparse):
+    """Model-selection evidence of one method; which keys are present depends on the method."""
+
+    rule: str | None = None  # the selection rule (English; see the README)
+    status: Literal["degenerate"] | None = None
+    reason: str | None = None  # why a fit was degenerate (English)
+    chosen_k: int | None = None
+    distance_threshold: float | None = None
+    n_selection_sample: int | None = None
+    n_fit_sample: int | None = None
+    scores: SelectionScores | None = None
+    top_merge_heights: list[float] | None = None
+    grid: list[GridPoint] | None = None
+    assignment: Assignment | None = None
+    chosen_min_cluster_size: int | None = None
+    chosen_min_cluster_size_param: float | None = None
+    chosen_min_samples: int | None = None
+    noise_share: float | None = None
+
+
+class Stability(Model):
+    """Bootstrap stability: pairwise ARI between fits on overlapping subsamples."""
+
+    mean_ari: Score
+    min_ari: Score
+    pairwise_ari: list[float]
+    repeats: int
+    subsample_size: int
+    pool_size: int
+    seconds: float
+
+
+class SeedSensitivity(Model):
+    """K-Means: pairwise ARI between fits that differ only in the random seed."""
+
+    mean_ari: Score
+    min_ari: Score
+    seeds: list[int]
+    pool_size: int
+
+
+class Rule(Model):
+    """One decision-tree leaf predicting a cluster: its conditions, precision and coverage."""
+
+    rule: str  # "recency_days <= 52 and frequency <= 3" (column names and operators)
+    precision: float
+    coverage: float
+    n: int
+
+
+class Rules(Model):
+    """A shallow tree's rules per cluster and how well the tree reproduces the clusters."""
+
+    fidelity: float
+    max_depth: int
+    n_sample: int
+    rules: dict[ClusterId, list[Rule]]
+
+
+class DominantGroup(Model):
+    """The reference group most of a cluster falls in, and that share."""
+
+    cluster: ClusterId
+    size: int
+    dominant: str  # reference group id (an RFM segment id)
+    share: float
+
+
+class Noise(Model):
+    """HDBSCAN's noise: customers in no dense group."""
+
+    count: int
+    share: float
+
+
+class Method(Model):
+    """Everything one clustering method produced."""
+
+    status: Literal["ok", "degenerate"]
+    n_clusters: int
+    counts: dict[ClusterId, int]
+    selection: Selection
+    sampled: bool
+    notes: list[str]  # English log lines (sampling, degenerate fits)
+    stability: Stability | None = None
+    seed_sensitivity: SeedSensitivity | None = None
+    rules: Rules | None = None
+    names: dict[ClusterId, str] = {}  # RFM segment id, profile code or "noise"
+    dominant_groups: dict[str, list[DominantGroup]] = {}  # reference -> one entry per cluster
+    noise: Noise | None = None
+
+
+class Agreement(Model):
+    """Pairwise agreement between every two segmentations (symmetric matrices)."""
+
+    ari: dict[str, dict[str, float]]
+    ami: dict[str, dict[str, float]]
+
+
+class Truth(Model):
+    """Synthetic data only: each segmentation's ARI against the planted personas."""
+
+    ari_vs_truth: dict[str, float]
+    best_method: str | None
+    best_ari: Score
+    any_reaches_0_8: bool
+    n_matched: int
+
+
+class Features(Model):
+    """The feature builder's parameters."""
+
+    columns: list[RFMColumn]
+    scale: str
+    transformation: str
+
+
+class ClusteringConfig(Model):
+    """:class:`segwork.compare.ClusterConfig` as plain values."""
+
+    features: Features
+    k_range: tuple[int, int]
+    kmeans_selection_sample: int
+    silhouette_sample: int
+    ward_max_fit_size: int
+    hdbscan_max_fit_size: int
+    hdbscan_min_cluster_size_grid: list[float]
+    hdbscan_min_samples_grid: list[int]
+    stability_repeats: int
+    stability_pool: int
+    stability_fraction: float
+    kmeans_seeds: list[int]
+    rules_max_depth: int
+    rules_sample: int
+    ami_sample: int
+    seed: int
+
+
+class Clustering(Model):
+    """The clustering stage: each method, their agreement, references, errors and timing."""
+
+    n_customers: int
+    config: ClusteringConfig
+    seconds: dict[str, float]  # fit seconds per segmenter (references included)
+    agreement: Agreement
+    methods: dict[str, Method]  # "kmeans" | "ward" | "hdbscan" -> what it produced
+    errors: dict[str, str]  # segmenter -> "ExceptionType: message" when its fit failed
+    references: dict[str, dict[str, int]]  # reference segmenter -> customers per group id
+    truth: Truth | None = None
+
+
+# --------------------------------------------------------------------------- the summary
+
+
+class Environment(Model):
+    """Where the run ran."""
+
+    python: str
+    platform: str
+
+
+class Timings(Sparse):
+    """Wall seconds per stage in run order, the total, and each report notebook."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, float] = Field(init=False)  # stages added later
+
+    read: float
+    ledger_rfm: float
+    rfm_segments: float
+    clustering: float | None = None
+    write: float | None = None
+    report: float | None = None
+    total: float
+    notebooks: dict[str, float] = {}
+
+
+class Summary(Model):
+    """``summary.json``: one run, in ids and codes."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    segwork_version: str
+    as_of: date
+    as_of_source: Literal["given", "latest_plus_one"]
+    period: Period
+    source: Source
+    ledger: Ledger
+    warnings: list[DataWarning]
+    customers: int
+    segments: Segments
+    rfm: RFM
+    clustering: Clustering | None = None  # None when the run skipped clustering
+    params: RunParams
+    config: Config
+    environment: Environment
+    timings: Timings
+
+
+# --------------------------------------------------------------------------- building
+
+
+def cluster_key(label: Any) -> str:
+    """The summary's id of a cluster label: ``"noise"`` for HDBSCAN's -1, else the number."""
+    return "noise" if str(label) in ("-1", "noise") else str(label)
+
+
+def _keyed(d: dict[str, Any]) -> dict[str, Any]:
+    """A dict keyed by cluster label, re-keyed by :func:`cluster_key`."""
+    return {cluster_key(k): v for k, v in d.items()}
+
+
+def method_block(raw: dict[str, Any]) -> Method:
+    """One method of the clustering stage's summary as a :class:`Method` (noise as ``"noise"``)."""
+    out = dict(raw)
+    out["counts"] = _keyed(raw["counts"])
+    if "names" in raw:
+        out["names"] = _keyed(raw["names"])
+    if raw.get("rules"):
+        out["rules"] = {**raw["rules"], "rules": _keyed(raw["rules"]["rules"])}
+    if "dominant_groups" in raw:
+        out["dominant_groups"] = {
+            ref: [{**d, "cluster": cluster_key(d["cluster"])} for d in rows]
+            for ref, rows in raw["dominant_groups"].items()
+        }
+    return Method.model_validate(out)
+
+
+def clustering_block(raw: dict[str, Any]) -> Clustering:
+    """The clustering stage's summary dict as a validated :class:`Clustering`."""
+    methods = {name: method_block(m) for name, m in raw["methods"].items()}
+    return Clustering.model_validate({**raw, "methods": methods})
+
+
+def build_summary(
+    prep: Prepared,
+    cfg: Config,
+    params: RunParams,
+    clustering: dict[str, Any] | None,
+    timings: dict[str, Any],
+) -> Summary:
+    """The run's summary from what it computed: ids and codes only."""
+    from segwork import __version__
+    from segwork.rfm import edges_report
+
+    table = prep.table
+    counts = table["rfm_segment_id"].value_counts()
+    revenue = table.groupby("rfm_segment_id")["monetary"].sum()
+    groups = {
+        s.id: RFMGroup(
+            stage=s.stage,
+            customers=int(counts.get(s.id, 0)),
+            revenue=round(float(revenue.get(s.id, 0.0)), 2),
+        )
+        for s in prep.segment_map.segments
+    }
+    clus = clustering_block(clustering) if clustering is not None else None
+    per_method = {m: clus.methods[m].counts for m in clus.methods} if clus else {}
+    src = prep.source
+    found = tuple(getattr(src, "warnings", ())) + tuple(prep.warnings)
+    edges = {
+        c: {k: v for k, v in e.items() if k != "rule"}
+        for c, e in edges_report(prep.segmenter.edges_).items()
+    }
+    return Summary(
+        segwork_version=__version__,
+        as_of=prep.as_of,
+        as_of_source="given" if prep.as_of_given else "latest_plus_one",
+        period=Period(first=prep.first_date, last=prep.last_date),
+        source=Source(
+            path=str(src.path),
+            format=src.format,
+            layout=src.layout,
+            encoding=src.encoding,
+            mapping=dict(src.mapping),
+            sheets=list(src.sheets) if src.sheets is not None else None,
+            sheets_skipped=list(src.sheets_skipped),
+            header_row=src.header_row,
+            date_format=src.date_format,
+        ),
+        ledger=Ledger.model_validate(prep.ledger.as_dict()),
+        warnings=[DataWarning(code=code, message=message) for code, message in found],
+        customers=len(table),
+        segments=Segments(rfm={g: v.customers for g, v in groups.items()}, **per_method),
+        rfm=RFM(
+            segment_map=prep.segment_map.name,
+            bins=prep.segmenter.bins,
+            edges=edges,
+            groups=groups,
+        ),
+        clustering=clus,
+        params=params,
+        config=cfg,
+        environment=Environment(python=platform.python_version(), platform=sys.platform),
+        timings=Timings.model_validate(timings),
+    )
+
+
+# --------------------------------------------------------------------------- schema and files
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of ``summary.json`` (draft 2020-12), as shipped in the package."""
+    out = Summary.model_json_schema(mode="validation")
+    return {"$schema": JSON_SCHEMA_DIALECT, "$id": "summary.schema.json", **out}
+
+
+def shipped_schema() -> dict[str, Any]:
+    """The JSON Schema file that ships beside this module."""
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def dump(summary: Summary) -> str:
+    """The summary as UTF-8 JSON text (Korean kept readable), newline-terminated."""
+    return summary.model_dump_json(indent=2) + "\n"
+
+
+def write_summary(path: str | Path, summary: Summary) -> Path:
+    """Write ``summary`` through a temporary file, so a reader never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(dump(summary), encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_summary(path: str | Path) -> Summary:
+    """A validated :class:`Summary` from ``path``; a file that breaks the contract is an input error."""
+    path = Path(path)
+    try:
+        return Summary.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise SegworkInputError(
+            f"{path}: not a summary.json of this segwork version ({exc.error_count()} "
+            f"problem(s); first at {where}: {first['msg']})"
+        ) from None
+    except OSError as exc:
+        raise SegworkInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def write_schema(path: str | Path = SCHEMA_PATH) -> Path:
+    """Write the generated JSON Schema to ``path`` (the packaged file by default)."""
+    path = Path(path)
+    path.write_text(json.dumps(schema(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m segwork.summary --write-schema [PATH]`` or ``--validate FILE...``."""
+    ap = argparse.ArgumentParser(prog="python -m segwork.summary", description=__doc__)
+    ap.add_argument("--write-schema", nargs="?", const=str(SCHEMA_PATH), metavar="PATH")
+    ap.add_argument("--validate", nargs="+", metavar="FILE", default=[])
+    args = ap.parse_args(argv)
+    if args.write_schema is None and not args.validate:
+        ap.error("give --write-schema or --validate")
+    if args.write_schema is not None:
+        print(write_schema(args.write_schema))
+    status = 0
+    for f in args.validate:
+        try:
+            read_summary(f)
+            print(f"{f}: ok")
+        except SegworkInputError as exc:
+            print(f"segwork: {exc}", file=sys.stderr)
+            status = 2
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
