@@ -8,6 +8,7 @@ generated from these models; regenerate it after changing them::
     python -m segwork.summary --write-schema
 
 Readers use attributes (``read_summary(path).ledger.rows_in``), never ``.get()`` chains.
+The module is longer than most on purpose: the whole contract is declared in one place.
 """
 
 from __future__ import annotations
