@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 
-from segwork.cluster import HDBSCANSegmenter, KMeansSegmenter, WardSegmenter
 from segwork.evaluate import (
     agreement,
     bootstrap_stability,
@@ -19,6 +18,7 @@ from segwork.evaluate import (
     suggest_names,
     truth_agreement,
 )
+from segwork.segmenters import HDBSCANSegmenter, KMeansSegmenter, WardSegmenter
 from tests.test_cluster import blobs
 
 

@@ -128,15 +128,17 @@ def _without_timings(obj):
 
 
 def test_cluster_cards_from_the_real_stage_carry_stage_kpi_and_actions(tmp_path):
-    # The live path: run.compute -> run_clustering with the RFM reference run.py builds (with
+    # The live path: pipeline.compute -> run_clustering with the RFM reference run.py builds (with
     # label_lang set), summary through JSON, then the cards the report shows.
     from segwork.artifacts import customers_frame, segment_map_dict, top_items
-    from segwork.run import RunParams, compute
+    from segwork.config import RunParams
+    from segwork.pipeline import compute
 
     summaries = {}
     for lang in ("ko", "en"):
         params = RunParams(synth_customers=600, data_cache=str(tmp_path), lang=lang, report=False)
-        prep, clus, summary = compute(params)
+        res = compute(params)
+        prep, clus, summary = res.prep, res.clusters, res.summary
         summary = json.loads(json.dumps(summary))
         clustering = summary["clustering"]
         summaries[lang] = _without_timings(clustering)

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from segwork import __version__
-from segwork.errors import SegworkInputError
+from segwork.config import DEFAULT_SEED, DEFAULT_SYNTH_CUSTOMERS, RunParams
+from segwork.errors import ReportError, SegworkInputError
 from segwork.publish import DEFAULT_LOCK_TIMEOUT, read_marker
-from segwork.report import ReportError
-from segwork.run import DEFAULT_SEED, DEFAULT_SYNTH_CUSTOMERS, RunParams, run
+from segwork.run import run
 
 PSEUDONYM_ENV = "SEGWORK_PSEUDONYM_KEY"
 

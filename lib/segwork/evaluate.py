@@ -18,7 +18,7 @@ from sklearn.base import clone
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 from sklearn.tree import DecisionTreeClassifier
 
-from segwork.cluster import HDBSCANSegmenter, KMeansSegmenter, WardSegmenter, sample_indices
+from segwork.segmenters import HDBSCANSegmenter, KMeansSegmenter, WardSegmenter, sample_indices
 
 RULE_COLUMNS = ("recency_days", "frequency", "monetary")
 NOISE = "noise"

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from segwork.cluster import HDBSCANSegmenter, KMeansSegmenter, WardSegmenter, to_jsonable
 from segwork.evaluate import (
     RULE_COLUMNS,
     agreement,
@@ -30,6 +29,7 @@ from segwork.evaluate import (
     truth_agreement,
 )
 from segwork.features import FeatureBuilder
+from segwork.segmenters import HDBSCANSegmenter, KMeansSegmenter, WardSegmenter, to_jsonable
 
 METHOD_COLUMNS = {"kmeans": "kmeans_cluster", "ward": "ward_cluster", "hdbscan": "hdbscan_cluster"}
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segwork.cluster import KMeansSegmenter
-from segwork.compare import ClusterConfig, fit_all, run_clustering
+from segwork.clustering import ClusterConfig, fit_all, run_clustering
 from segwork.features import FeatureBuilder
 from segwork.rfm import RFMSegmenter
+from segwork.segmenters import KMeansSegmenter
 from tests.test_cluster import blobs
 
 FAST = ClusterConfig(
