@@ -12,7 +12,7 @@ from segwork.clustering import ClusterConfig, fit_all, run_clustering
 from segwork.features import FeatureBuilder
 from segwork.rfm import RFMSegmenter
 from segwork.segmenters import KMeansSegmenter
-from tests.test_cluster import blobs
+from tests.test_segmenters import blobs
 
 FAST = ClusterConfig(
     hdbscan_min_cluster_size_grid=(0.05, 0.1),

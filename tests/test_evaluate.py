@@ -19,7 +19,7 @@ from segwork.evaluate import (
     truth_agreement,
 )
 from segwork.segmenters import HDBSCANSegmenter, KMeansSegmenter, WardSegmenter
-from tests.test_cluster import blobs
+from tests.test_segmenters import blobs
 
 
 def test_agreement_matches_sklearn_on_known_contingency() -> None:

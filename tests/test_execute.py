@@ -13,9 +13,9 @@ import psutil
 import pytest
 
 from segwork.cli import main
+from segwork.config import RunParams
 from segwork.errors import ReportError, SegworkInputError
 from segwork.report import execute as ex
-from segwork.config import RunParams
 from segwork.run import run
 
 HEAD = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from segwork import profile
+from segwork.report.cards import CardsView, cards_html
 
 SEGMAP = {
     "segments": [
@@ -98,10 +99,10 @@ def test_cluster_cards_use_dominant_group_name_rules_and_actions(customers, top)
 
 def test_card_html_escapes_data(customers, top):
     cards = profile.segment_cards(customers, top, SEGMAP, "en")
-    text = profile.cards_html(cards, "en")
+    text = cards_html(cards, "en")
     assert "<img src=x" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
     assert "2 customers (50.0%)" in text
-    assert "VIP: 2 customers" in repr(profile.CardsView(cards, "en"))
+    assert "VIP: 2 customers" in repr(CardsView(cards, "en"))
 
 
 def test_contingency_and_medians(customers):

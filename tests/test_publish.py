@@ -253,7 +253,7 @@ def test_bad_out_is_refused_before_any_data_is_read(tmp_path, monkeypatch, capsy
         raise AssertionError("data was read before OUT was checked")
 
     monkeypatch.setattr("segwork.pipeline.start", no_reading)
-    monkeypatch.setattr("segwork.run.default_data", no_reading)
+    monkeypatch.setattr("segwork.pipeline.default_data", no_reading)
     before = snapshot(tmp_path) if case != "unwritable" else None
     code, err = run_main(capsys, "--out", out, "--quiet")
     assert code == 2

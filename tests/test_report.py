@@ -127,8 +127,8 @@ def test_failing_notebook_exits_1_keeps_it_and_leaves_old_report(tmp_path, capsy
     broken = nbformat.read(ROOT / "notebooks" / "01_eda.ipynb", as_version=4)
     broken.cells.insert(4, nbformat.v4.new_code_cell("raise ValueError('planted failure')"))
     nbformat.write(broken, nbs / "01_eda.ipynb")
-    from segwork.errors import ReportError
     from segwork.config import RunParams
+    from segwork.errors import ReportError
     from segwork.run import run
 
     params = RunParams(data_path=str(data), out_dir=str(out), notebooks_dir=str(nbs), lang="en")

@@ -26,9 +26,9 @@ from segwork import __version__, clean, rfm
 from segwork.clustering import METHOD_COLUMNS, ClusterConfig, ClusteringResult, run_clustering
 from segwork.config import RunParams, check_params, parse_as_of
 from segwork.errors import SegworkInputError
-from segwork.read import NA_TOKENS, SourceInfo, open_source
 from segwork.maps import SegmentMap
 from segwork.publish import atomic_dir, out_lock
+from segwork.read import NA_TOKENS, SourceInfo, open_source
 from segwork.rfm import edges_report
 from segwork.schema import Config, config_to_dict, load_config
 
