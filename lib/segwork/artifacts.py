@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:  # pragma: no cover
-    from segwork.compare import ClusteringResult
+    from segwork.clustering import ClusteringResult
     from segwork.pipeline import Prepared
 
 ARTIFACTS = "artifacts"
@@ -270,15 +270,6 @@ def has_artifacts(folder: str | Path | None) -> bool:
 # --------------------------------------------------------------------------- standalone use
 
 
-def project_root(start: Path | None = None) -> Path:
-    """The nearest folder upwards holding segwork's pyproject.toml (else the start folder)."""
-    here = (start or Path.cwd()).resolve()
-    for p in (here, *here.parents):
-        if (p / "pyproject.toml").is_file() and (p / "lib" / "segwork").is_dir():
-            return p
-    return here
-
-
 def code_fingerprint() -> str:
     """Hash of segwork's own source and maps, so cached artefacts follow code changes."""
     pkg = Path(__file__).resolve().parent
@@ -293,28 +284,29 @@ def code_fingerprint() -> str:
 def load_or_build(out_dir: str | Path | None = None, **params: Any) -> Artifacts:
     """Artefacts from ``out_dir`` if a run wrote them there, else computed once into a cache.
 
-    ``params`` are :class:`segwork.run.RunParams` fields (data_path, config_path, as_of, seed,
+    ``params`` are :class:`segwork.config.RunParams` fields (data_path, config_path, as_of, seed,
     synth_customers, max_fit_size, silhouette_sample, ...). The cache is
-    ``<project>/data/notebook-artifacts/<hash of params and segwork's code>/``, so a code change
-    recomputes instead of showing stale numbers.
+    ``<cache>/notebook-artifacts/<hash of params and segwork's code>/`` (``config.cache_dir()``:
+    $SEGWORK_CACHE or ~/.cache/segwork), so a code change recomputes instead of showing stale numbers.
     """
     if has_artifacts(out_dir):
         return load_artifacts(out_dir)
+    from segwork.config import RunParams, cache_dir
     from segwork.outputs import write_json
+    from segwork.pipeline import compute
     from segwork.publish import atomic_dir
-    from segwork.run import RunParams, compute
 
-    root = project_root()
+    root = cache_dir()
     clean = {k: v for k, v in params.items() if v is not None}
     if clean.get("data_path"):
         clean["data_path"] = str(Path(clean["data_path"]).expanduser().resolve())
-    clean.setdefault("data_cache", str(root / "data" / "synthetic"))
+    clean.setdefault("data_cache", str(root / "synthetic"))
     key = json.dumps({**clean, "lang": None, "code": code_fingerprint()}, sort_keys=True)
-    cache = root / "data" / "notebook-artifacts" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    cache = root / "notebook-artifacts" / hashlib.sha256(key.encode()).hexdigest()[:16]
     if has_artifacts(cache):
         return load_artifacts(cache)
     with atomic_dir(cache) as tmp:
-        prep, clus, summary = compute(RunParams(**clean))
-        write_json(tmp / "summary.json", summary)
-        write_artifacts(tmp, prep, clus)
+        result = compute(RunParams(**clean))
+        write_json(tmp / "summary.json", result.summary)
+        write_artifacts(tmp, result.prep, result.clusters)
     return load_artifacts(cache)

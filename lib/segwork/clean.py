@@ -1,6 +1,6 @@
 """Cleaning rules -> (kept lines, Ledger): every input row is kept or dropped for one named reason.
 
-The rules run in DuckDB over the canonical ``tx`` view made by :mod:`segwork.io`, in one pass,
+The rules run in DuckDB over the canonical ``tx`` view made by :mod:`segwork.read`, in one pass,
 so a 50M-row file is classified and aggregated without being loaded into pandas.
 """
 

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segwork.cluster import KMeansSegmenter
-from segwork.compare import ClusterConfig, fit_all, run_clustering
+from segwork.clustering import ClusterConfig, fit_all, run_clustering
 from segwork.features import FeatureBuilder
 from segwork.rfm import RFMSegmenter
-from tests.test_cluster import blobs
+from segwork.segmenters import KMeansSegmenter
+from tests.test_segmenters import blobs
 
 FAST = ClusterConfig(
     hdbscan_min_cluster_size_grid=(0.05, 0.1),

@@ -26,7 +26,9 @@ from sklearn.utils.estimator_checks import (
     check_set_params,
 )
 
-from segwork.cluster import (
+from segwork.features import FeatureBuilder
+from segwork.rfm import RFMSegmenter
+from segwork.segmenters import (
     HDBSCANSegmenter,
     KMeansSegmenter,
     WardSegmenter,
@@ -34,8 +36,6 @@ from segwork.cluster import (
     grid_stratified_sample,
     nearest_centroid,
 )
-from segwork.features import FeatureBuilder
-from segwork.rfm import RFMSegmenter
 
 CENTERS = np.array([[3, 30, 9000.0], [30, 8, 900.0], [200, 2, 60.0], [600, 15, 3000.0]])
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from segwork.errors import SegworkInputError
-from segwork.io import SourceInfo, open_source
+from segwork.read import SourceInfo, open_source
 from segwork.schema import Config, config_from_dict
 
 VIEW_SCHEMA = [

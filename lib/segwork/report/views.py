@@ -1,41 +1,53 @@
-"""The report: notebook helpers, papermill execution, HTML export, index pages.
-
-Notebooks import this module to load artefacts and get small display tables; ``segwork run``
-uses :class:`ReportSession` to execute them on the project's kernel, each in its own process with
-deadlines (:mod:`segwork.execute`), render self-contained HTML and write the executive
-``index.html``. nbconvert and Jinja are imported on demand so that a notebook kernel starts fast.
-"""
+"""Display tables for report readers: small frames built from the artefacts, in the reader's language."""
 
 from __future__ import annotations
 
-import contextlib
-import html
-import json
-import os
-import shutil
-import sys
-import tempfile
-import threading
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from segwork.artifacts import Artifacts, load_artifacts, load_or_build  # noqa: F401  (re-export)
-from segwork.errors import SegworkInputError
-from segwork.execute import Children, Job, Limits, execute
+from segwork.artifacts import Artifacts
 
 if TYPE_CHECKING:  # pragma: no cover
-    from segwork.run import RunParams
+    pass
 
-Progress = Callable[[str], None]
-KERNEL = "segwork"
-NOTEBOOKS = ("01_eda", "02_rfm_segments", "03_clusters", "04_compare_and_profile")
-METHODS = ("kmeans", "ward", "hdbscan")
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+from segwork.config import METHODS, NOTEBOOKS  # noqa: F401
+
+__all__ = [
+    "setup_notebook",
+    "reason_labels",
+    "headline",
+    "ledger_table",
+    "coverage_table",
+    "monthly_table",
+    "rfm_describe",
+    "top_items",
+    "quality_warnings",
+    "edges_table",
+    "score_counts",
+    "map_grid",
+    "grid_counts",
+    "top_customers",
+    "method",
+    "selection_table",
+    "kmeans_scores",
+    "dbcv_table",
+    "cluster_counts",
+    "cluster_count_table",
+    "notes",
+    "agreement",
+    "rules_table",
+    "stability",
+    "stability_table",
+    "truth_table",
+    "truth_sentence",
+    "headline_comparison",
+    "METHODS",
+    "PAGE_TITLES",
+]
 
 PAGE_TITLES: dict[str, dict[str, str]] = {
     "01_eda": {"ko": "데이터 탐색과 품질", "en": "Data exploration and quality"},
@@ -45,19 +57,9 @@ PAGE_TITLES: dict[str, dict[str, str]] = {
 }
 
 
-class ReportError(Exception):
-    """A report notebook failed or could not run; the message (one line) names what and where."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
-
-
 def _ko(lang: str) -> bool:
     """True for Korean output."""
     return lang == "ko"
-
-
-# --------------------------------------------------------------------------- notebook helpers
 
 
 def setup_notebook() -> None:
@@ -521,414 +523,3 @@ def headline_comparison(summary: Mapping[str, Any], lang: str) -> list[str]:
             )
     truth = truth_sentence(summary, lang)
     return [*out, truth] if truth else out
-
-
-# --------------------------------------------------------------------------- execution
-
-
-@dataclass(frozen=True)
-class NotebookResult:
-    """One executed notebook: where it was written, whether it failed, and how long it took."""
-
-    name: str
-    ipynb: Path
-    html: Path
-    seconds: float
-    error: str | None = None
-    kind: str = "ok"  # ok, cell_error, error, kernel (died twice), timeout
-    log: Path | None = None  # the child process's and kernel's output
-
-
-def notebooks_dir(params: RunParams) -> Path:
-    """The folder of report notebooks: ``params.notebooks_dir`` or the project's ``notebooks/``."""
-    if params.notebooks_dir:
-        return Path(params.notebooks_dir)
-    return Path(__file__).resolve().parents[2] / "notebooks"
-
-
-def pick_kernel(say: Progress) -> str:
-    """The ``segwork`` kernel when registered, else this Python's own ipykernel (with a note)."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    specs = KernelSpecManager().find_kernel_specs()
-    if KERNEL in specs:
-        return KERNEL
-    if "python3" in specs:
-        say(f"kernel '{KERNEL}' is not registered (run `make install`); using {sys.executable}")
-        return "python3"
-    raise ReportError(f"no Jupyter kernel '{KERNEL}' found; run `make install` to register it")
-
-
-def html_exporter() -> Any:
-    """nbconvert HTMLExporter: code hidden, images embedded, no script or font from the network."""
-    from nbconvert import HTMLExporter
-
-    return HTMLExporter(
-        template_name="segwork",
-        extra_template_basedirs=[str(TEMPLATES / "nbconvert")],
-        exclude_input=True,
-        exclude_input_prompt=True,
-        exclude_output_prompt=True,
-        embed_images=True,
-    )
-
-
-def export_html(ipynb: Path, dest: Path, title: str) -> Path:
-    """Render an executed notebook (a failed one too) to one self-contained HTML file."""
-    import nbformat
-
-    nb = nbformat.read(ipynb, as_version=4)
-    nb.metadata["title"] = title
-    body, _ = html_exporter().from_notebook_node(nb, resources={"metadata": {"name": title}})
-    dest.write_text(embed_font(body), encoding="utf-8")
-    return dest
-
-
-def prewarm() -> threading.Thread:
-    """Look up the kernels in a background thread while the run computes.
-
-    Notebooks run in child processes (:mod:`segwork.execute`), so the run itself never imports
-    papermill or nbconvert unless a page must be rendered after a failure.
-    """
-
-    def _imports() -> None:
-        from jupyter_client.kernelspec import KernelSpecManager  # noqa: F401
-
-    thread = threading.Thread(target=_imports, name="segwork-prewarm", daemon=True)
-    thread.start()
-    return thread
-
-
-def page_title(name: str, lang: str) -> str:
-    """The page title of a notebook in ``lang`` (its file stem when it has none)."""
-    return PAGE_TITLES.get(name, {}).get("ko" if _ko(lang) else "en", name)
-
-
-def _run_one(
-    src: Path,
-    build: Path,
-    kernel: str,
-    parameters: dict[str, Any],
-    lang: str,
-    say: Progress,
-    stop: threading.Event,
-    limits: Limits,
-    children: Children,
-    logs: Path,
-) -> NotebookResult | None:
-    """Execute one notebook in a child process into ``build`` and export it (None once stopped)."""
-    if stop.is_set():
-        return None
-    name = src.stem
-    dst = build / f"{name}.ipynb"
-    page = build / f"{name}.html"
-    job = Job(
-        src=str(src), dst=str(dst), html=str(page), title=page_title(name, lang), kernel=kernel,
-        parameters=parameters, start_timeout=limits.kernel_start,
-    )  # fmt: skip
-    say(f"notebook {name}: running")
-    out = execute(job, limits, children, logs, stop, say)
-    if out.kind == "cancelled":
-        return None
-    if out.kind != "ok":
-        stop.set()
-        if dst.is_file() and not page.is_file():  # killed before its own export: render it here
-            # a half-written notebook may not render; the log says more
-            with contextlib.suppress(Exception):
-                export_html(dst, page, page_title(name, lang))
-    say(f"notebook {name}: {'FAILED' if out.kind != 'ok' else 'done'} in {out.seconds:.1f}s")
-    return NotebookResult(name, dst, page, out.seconds, out.error, out.kind, out.log)
-
-
-def notebook_parameters(build: Path, params: RunParams) -> dict[str, Any]:
-    """What papermill injects: the run's parameters with absolute paths and OUT = the build folder."""
-    absolute = lambda p: str(Path(p).resolve()) if p else None  # noqa: E731
-    return {
-        "data_path": absolute(params.data_path),
-        "config_path": absolute(params.config_path),
-        "as_of": params.as_of,
-        "lang": params.lang,
-        "seed": params.seed,
-        "synth_customers": params.synth_customers,
-        "max_fit_size": params.max_fit_size,
-        "silhouette_sample": params.silhouette_sample,
-        "out_dir": str(build.resolve()),
-    }
-
-
-def needs_clusters(path: Path) -> bool:
-    """Whether a notebook reads clustering results (metadata ``segwork.needs_clusters``, default yes)."""
-    meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
-    return bool(meta.get("segwork", {}).get("needs_clusters", True))
-
-
-def limits_of(params: RunParams) -> Limits:
-    """The execution deadlines of a run (seconds), checked to be positive."""
-    start, whole = float(params.kernel_start_timeout), float(params.notebook_timeout)
-    for key, value in (("kernel_start_timeout", start), ("notebook_timeout", whole)):
-        if not value > 0:
-            raise SegworkInputError(f"{key}: {value:g} is not a positive number of seconds")
-    return Limits(kernel_start=start, notebook=whole)
-
-
-def failure_message(result: NotebookResult, kept: Path, failed_dir: Path) -> str:
-    """One line saying which notebook failed, how, and where its notebook and log were kept."""
-    log = failed_dir / f"{result.name}.log"
-    if result.kind == "cell_error":
-        return f"notebook {result.name} failed at {result.error}; see {kept}"
-    if result.kind == "kernel":
-        return f"notebook {result.name}: {result.error} (after one retry); kernel log: {log}"
-    if result.kind == "timeout":
-        return f"notebook {result.name} {result.error} (notebook_timeout); kernel log: {log}"
-    return f"notebook {result.name} failed: {result.error}; kernel log: {log}"
-
-
-class ReportSession:
-    """Runs the report notebooks, each in its own process, while the caller keeps computing.
-
-    ``submit(early=True)`` starts the notebooks that need no clustering (they can run while the
-    clusters are fitted); ``submit(early=False)`` the rest; :meth:`finish` waits, keeps a failed
-    notebook and its log in ``failed_dir`` and raises :class:`ReportError`, else writes
-    ``index.html``. A thread per running notebook only watches its child process.
-    """
-
-    def __init__(self, build: Path, params: RunParams, say: Progress, failed_dir: Path) -> None:
-        folder = notebooks_dir(params)
-        self.sources = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
-        if not self.sources:
-            raise ReportError(f"{folder}: no report notebooks (NN_name.ipynb) found")
-        self.build, self.params, self.say = build.resolve(), params, say
-        self.failed_dir = failed_dir.resolve()
-        self.limits = limits_of(params)
-        self.kernel = pick_kernel(say)
-        self.parameters = notebook_parameters(self.build, params)
-        self.logs = Path(tempfile.mkdtemp(prefix="segwork-notebooks-"))
-        self.children = Children(self.logs, warm=min(len(self.sources), max(1, params.workers)))
-        self.children.fill()  # they import papermill while the caller computes
-        self.stop = threading.Event()
-        self.pool = ThreadPoolExecutor(max_workers=max(1, params.workers))
-        self.futures: list[Future[NotebookResult | None]] = []
-
-    def submit(self, early: bool) -> None:
-        """Start the notebooks that need no clusters (``early``) or those that do."""
-        for src in self.sources:
-            if needs_clusters(src) != early:
-                self.futures.append(
-                    self.pool.submit(
-                        _run_one, src, self.build, self.kernel, self.parameters,
-                        self.params.lang, self.say, self.stop, self.limits, self.children,
-                        self.logs,
-                    )
-                )  # fmt: skip
-
-    @property
-    def failed(self) -> bool:
-        """True once any notebook has failed."""
-        return self.stop.is_set()
-
-    def cancel(self) -> None:
-        """Stop every running notebook (its process tree is killed) and start no more."""
-        self.stop.set()
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        self.children.close()
-        shutil.rmtree(self.logs, ignore_errors=True)
-
-    def finish(self) -> list[NotebookResult]:
-        """Wait for every notebook; raise ReportError on a failure, else write index.html."""
-        try:
-            done = [f.result() for f in self.futures]
-        except BaseException:
-            self.stop.set()
-            raise
-        finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.children.close()
-        try:
-            results = sorted((r for r in done if r is not None), key=lambda r: r.name)
-            failed = [r for r in results if r.error or r.kind != "ok"]
-            if failed:
-                kept = keep_failed(failed[0], self.failed_dir)
-                self.say(f"notebook {failed[0].name} failed; kept it in {kept.parent}")
-                raise ReportError(failure_message(failed[0], kept, kept.parent))
-        finally:
-            shutil.rmtree(self.logs, ignore_errors=True)
-        summary = json.loads((self.build / "summary.json").read_text(encoding="utf-8"))
-        write_index(self.build, summary, results, self.params.lang)
-        self.say(f"report pages: {', '.join(r.html.name for r in results)}, index.html")
-        return results
-
-
-def keep_failed(result: NotebookResult, failed_dir: Path) -> Path:
-    """Copy a failed notebook, its HTML page and its log where they survive the discarded build."""
-    from segwork.publish import fresh_dir, mark
-
-    failed_dir = fresh_dir(failed_dir)  # replaces only a folder segwork made
-    for p in (result.ipynb, result.html, result.log):
-        if p is not None and p.is_file():
-            shutil.copy2(p, failed_dir / p.name)
-    mark(failed_dir)
-    return failed_dir / result.ipynb.name
-
-
-# --------------------------------------------------------------------------- index pages
-
-
-def _jinja() -> Any:
-    """Jinja environment over the package templates, with HTML autoescaping on."""
-    import jinja2
-
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
-
-
-def index_context(
-    summary: Mapping[str, Any], pages: list[tuple[str, str]], lang: str
-) -> dict[str, Any]:
-    """Everything the executive summary shows, as plain values (escaped by the template)."""
-    led = summary["ledger"]
-    labels = reason_labels(lang)
-    groups = summary["rfm"]["groups"]
-    total_rev = sum(g["revenue"] for g in groups.values()) or 1.0
-    total_n = sum(g["customers"] for g in groups.values()) or 1
-    key = "label_ko" if _ko(lang) else "label_en"
-    segments = [
-        {
-            "name": g[key],
-            "customers": g["customers"],
-            "customer_share": 100 * g["customers"] / total_n,
-            "revenue_share": 100 * g["revenue"] / total_rev,
-        }
-        for g in groups.values()
-    ]
-    segments.sort(key=lambda s: -s["revenue_share"])
-    return {
-        "lang": lang,
-        "ko": _ko(lang),
-        "as_of": summary["as_of"],
-        "period": summary["period"],
-        "source": Path(summary["source"]["path"]).name,
-        "customers": summary["customers"],
-        "ledger": led,
-        "dropped": [
-            (labels.get(r, r), d["rows"], d["revenue"]) for r, d in led.get("dropped", {}).items()
-        ],
-        "segments": segments,
-        "warnings": [w["message"] for w in summary.get("warnings", [])],
-        "comparison": headline_comparison(summary, lang),
-        "pages": pages,
-        "version": summary.get("segwork_version", ""),
-    }
-
-
-def write_index(
-    build: Path, summary: Mapping[str, Any], results: list[NotebookResult], lang: str
-) -> Path:
-    """The executive summary page ``index.html`` linking every notebook page."""
-    pages = [
-        (r.html.name, PAGE_TITLES.get(r.name, {}).get("ko" if _ko(lang) else "en", r.name))
-        for r in results
-    ]
-    text = _jinja().get_template("index.html.j2").render(**index_context(summary, pages, lang))
-    dest = build / "index.html"
-    dest.write_text(embed_font(text), encoding="utf-8")
-    return dest
-
-
-def month_entries(root: Path) -> list[dict[str, Any]]:
-    """Every report folder under ``root`` (newest first) with its as-of date and headline figures."""
-    out = []
-    for d in sorted(
-        (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), reverse=True
-    ):
-        s_path = d / "summary.json"
-        if not (s_path.is_file() and (d / "index.html").is_file()):
-            continue
-        s = json.loads(s_path.read_text(encoding="utf-8"))
-        out.append(
-            {
-                "folder": d.name,
-                "as_of": s.get("as_of", ""),
-                "customers": s.get("customers", 0),
-                "rows_kept": s.get("ledger", {}).get("rows_kept", 0),
-                "revenue_kept": s.get("ledger", {}).get("revenue_kept", 0.0),
-            }
-        )
-    return out
-
-
-def write_reports_index(parent: Path, reports_root: Path, say: Progress) -> Path | None:
-    """Regenerate ``reports/index.html`` from the month folders present (only under reports_root)."""
-    if not reports_root.is_dir() or parent.resolve() != reports_root.resolve():
-        return None
-    text = embed_font(
-        _jinja().get_template("reports_index.html.j2").render(months=month_entries(reports_root))
-    )
-    dest = reports_root / "index.html"
-    tmp = reports_root / f".index.html.{os.getpid()}"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, dest)
-    say(f"updated {dest}")
-    return dest
-
-
-def escape(text: object) -> str:
-    """HTML-escape any value (for callers building HTML by hand)."""
-    return html.escape(str(text))
-
-
-# --------------------------------------------------------------------------- fonts
-
-FONT_FAMILY = "SegworkNanumGothic"
-
-
-def font_file() -> Path:
-    """NanumGothic as shipped by the koreanize-matplotlib package."""
-    import koreanize_matplotlib
-
-    return Path(koreanize_matplotlib.__file__).resolve().parent / "fonts" / "NanumGothic.ttf"
-
-
-def font_subset_base64(text: str) -> str:
-    """NanumGothic reduced to the characters of ``text`` (plus ASCII), as base64 TrueType."""
-    import base64
-    import io
-    import logging
-
-    from fontTools import subset
-
-    chars = {ch for ch in text if ord(ch) > 126} | {chr(c) for c in range(32, 127)}
-    logging.getLogger("fontTools").setLevel(logging.ERROR)
-    options = subset.Options()
-    options.name_IDs = ["*"]
-    options.notdef_outline = True
-    options.hinting = False  # hinting bytecode of a subset can garble glyphs in browsers
-    options.drop_tables += ["TSI0", "TSI1", "TSI2", "TSI3", "TSI5"]
-    font = subset.load_font(str(font_file()), options)
-    sub = subset.Subsetter(options)
-    sub.populate(text="".join(sorted(chars)))
-    sub.subset(font)
-    buf = io.BytesIO()
-    subset.save_font(font, buf, options)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def embed_font(page: str) -> str:
-    """Add a Korean web font (subset, inline as data:) so Hangul renders without system fonts."""
-    import re
-
-    visible = re.sub(r"data:[^\"')]+", "", page)
-    if not any(ord(ch) > 0x2FF for ch in visible):
-        return page
-    face = f"'{FONT_FAMILY}'"
-    css = (
-        f'<style type="text/css">@font-face {{ font-family: {face}; font-display: block; '
-        f"src: url(data:font/ttf;base64,{font_subset_base64(visible)}) format('truetype'); }}\n"
-        f":root {{ --jp-content-font-family: {face}, sans-serif; --jp-ui-font-family: {face}, sans-serif; "
-        f"--jp-code-font-family: monospace, {face}; }}\n"
-        f"body, h1, h2, h3, h4, p, li, table, td, th {{ font-family: {face}, sans-serif; }}\n"
-        f"pre, code {{ font-family: monospace, {face}; }}</style>\n"
-    )
-    return page.replace("</head>", css + "</head>", 1)

@@ -5,7 +5,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy.cluster.hierarchy import linkage
 
-from segwork import plots
+from segwork.report import figures as plots
 
 CUSTOMERS = pd.DataFrame(
     {

@@ -17,7 +17,13 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from segwork.cluster import HDBSCANSegmenter, KMeansSegmenter, WardSegmenter, to_jsonable
+from segwork.config import (
+    KMEANS_SELECTION_SAMPLE,
+    MAX_FIT_SIZE,
+    SILHOUETTE_SAMPLE,
+    STABILITY_POOL,
+    STABILITY_REPEATS,
+)
 from segwork.evaluate import (
     RULE_COLUMNS,
     agreement,
@@ -30,6 +36,7 @@ from segwork.evaluate import (
     truth_agreement,
 )
 from segwork.features import FeatureBuilder
+from segwork.segmenters import HDBSCANSegmenter, KMeansSegmenter, WardSegmenter, to_jsonable
 
 METHOD_COLUMNS = {"kmeans": "kmeans_cluster", "ward": "ward_cluster", "hdbscan": "hdbscan_cluster"}
 
@@ -53,14 +60,14 @@ class ClusterConfig:
 
     features: FeatureBuilder = field(default_factory=FeatureBuilder)
     k_range: tuple[int, int] = (2, 10)
-    kmeans_selection_sample: int = 50_000
-    silhouette_sample: int = 10_000
-    ward_max_fit_size: int = 20_000
-    hdbscan_max_fit_size: int = 20_000
+    kmeans_selection_sample: int = KMEANS_SELECTION_SAMPLE
+    silhouette_sample: int = SILHOUETTE_SAMPLE
+    ward_max_fit_size: int = MAX_FIT_SIZE
+    hdbscan_max_fit_size: int = MAX_FIT_SIZE
     hdbscan_min_cluster_size_grid: tuple[float, ...] = (0.005, 0.01, 0.02)
     hdbscan_min_samples_grid: tuple[int, ...] = (5, 20)
-    stability_repeats: int = 3
-    stability_pool: int = 20_000
+    stability_repeats: int = STABILITY_REPEATS
+    stability_pool: int = STABILITY_POOL
     stability_fraction: float = 0.8
     kmeans_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     rules_max_depth: int = 3

@@ -42,6 +42,7 @@ from sklearn.metrics import (
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from segwork.config import MAX_FIT_SIZE, SILHOUETTE_SAMPLE
 from segwork.errors import SegworkInputError
 from segwork.features import FeatureBuilder
 
@@ -289,7 +290,7 @@ class KMeansSegmenter(_RFMSegmenter):
         n_clusters: int | None = None,
         k_range: tuple[int, int] = (2, 10),
         selection_sample_size: int = 50_000,
-        silhouette_sample_size: int = 10_000,
+        silhouette_sample_size: int = SILHOUETTE_SAMPLE,
         n_init: int = 3,
         max_iter: int = 300,
         random_state: int | None = 0,
@@ -412,8 +413,8 @@ class WardSegmenter(_RFMSegmenter):
         n_clusters: int | None = None,
         k_range: tuple[int, int] = (2, 10),
         distance_threshold: float | None = None,
-        max_fit_size: int = 20_000,
-        silhouette_sample_size: int = 10_000,
+        max_fit_size: int = MAX_FIT_SIZE,
+        silhouette_sample_size: int = SILHOUETTE_SAMPLE,
         strata_bins: int = 4,
         random_state: int | None = 0,
         n_threads: int | None = 1,
@@ -538,7 +539,7 @@ class HDBSCANSegmenter(_RFMSegmenter):
         min_samples: int | None = None,
         min_cluster_size_grid: tuple[float, ...] = (0.005, 0.01, 0.02),
         min_samples_grid: tuple[int, ...] = (5, 20),
-        max_fit_size: int = 20_000,
+        max_fit_size: int = MAX_FIT_SIZE,
         assignment: str = "nearest",
         agreement_sample_size: int = 5_000,
         cluster_selection_method: str = "eom",

@@ -1,6 +1,6 @@
 """One notebook, one process, one kernel: papermill execution with deadlines the parent enforces.
 
-``segwork run`` never talks to a kernel itself. Each notebook runs in ``python -m segwork.execute
+``segwork run`` never talks to a kernel itself. Each notebook runs in ``python -m segwork.report.execute
 JOB`` (papermill, then the HTML export) in its own session, with its stdout and stderr (the
 kernel's too) going to a log file. The parent waits with two deadlines, one for the kernel to
 start and one for the whole notebook, kills the process tree when one passes, retries once when
@@ -91,7 +91,7 @@ def _write_result(status: Path, kind: Kind, error: str | None) -> None:
 
 def _export(job: Job) -> None:
     """Render the executed (or failed) notebook to HTML when papermill wrote it."""
-    from segwork.report import export_html
+    from segwork.report.export import export_html
 
     if Path(job.dst).is_file():
         export_html(Path(job.dst), Path(job.html), job.title)
@@ -140,14 +140,14 @@ def run_job(job: Job) -> Kind:
 
 
 def _import_exporter() -> None:
-    """Import nbconvert and segwork.report (for the HTML export)."""
+    """Import nbconvert and segwork.report.export (for the HTML export)."""
     import nbconvert  # noqa: F401
 
-    import segwork.report  # noqa: F401
+    import segwork.report.export  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m segwork.execute [JOB.json]``: run one job, or job paths read from stdin.
+    """``python -m segwork.report.execute [JOB.json]``: run one job, or job paths read from stdin.
 
     Without an argument the process imports papermill and nbconvert first and then runs one job
     per line of stdin, one after another, each on a fresh kernel; end of input (the parent has
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = sys.argv[1:] if argv is None else argv
     if len(args) > 1:
-        print("usage: python -m segwork.execute [JOB.json]", file=sys.stderr)
+        print("usage: python -m segwork.report.execute [JOB.json]", file=sys.stderr)
         return 2
     if not args:
         import papermill  # noqa: F401
@@ -243,7 +243,7 @@ def _main_thread_gone() -> bool:
 
 @dataclass
 class Child:
-    """A ``python -m segwork.execute`` process that runs the jobs written to its stdin, its log."""
+    """A ``python -m segwork.report.execute`` process that runs the jobs written to its stdin, its log."""
 
     proc: subprocess.Popen[bytes]
     log: Path
@@ -259,7 +259,7 @@ class Children:
 
     def __init__(self, logs: Path, warm: int, command: tuple[str, ...] | None = None) -> None:
         self.logs, self.warm = logs, warm
-        self.command = list(command or (sys.executable, "-m", "segwork.execute"))
+        self.command = list(command or (sys.executable, "-m", "segwork.report.execute"))
         self.idle: list[Child] = []
         self.lock = threading.Lock()
         self.serial = itertools.count(1)
