@@ -16,7 +16,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
     for layer in (
         "__init__ errors",
         "config text",
-        "publish schema maps outputs",
+        "publish schema maps outputs store",
         "read",
         "clean",
         "rfm",

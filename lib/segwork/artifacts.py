@@ -72,12 +72,12 @@ def customers_frame(prep: Prepared, clus: ClusteringResult | None) -> pd.DataFra
 def monthly_frame(prep: Prepared) -> pd.DataFrame:
     """Kept orders, revenue and active customers per calendar month, gaps filled with zeros."""
     df = prep.con.execute(
-        """
+        f"""
         SELECT date_trunc('month', invoice_date)::DATE AS month,
                count(DISTINCT coalesce(invoice_id, customer_id || '@' || invoice_date::VARCHAR)) AS orders,
                sum(amount) AS revenue,
                count(DISTINCT customer_id) AS customers
-        FROM tx_kept GROUP BY 1 ORDER BY 1
+        FROM {prep.store.kept} GROUP BY 1 ORDER BY 1
         """
     ).df()
     if df.empty:
@@ -114,13 +114,13 @@ def top_items(
     try:
         # one scan of the kept lines into a small (customer, country, product) table, then join
         con.execute(
-            """
+            f"""
             CREATE TEMP TABLE IF NOT EXISTS segwork_cust_items AS
             SELECT customer_id,
                    coalesce(nullif(trim(country), ''), '(unknown)') AS country,
                    coalesce(nullif(trim(product_name), ''), product_id, '(unknown)') AS product,
                    sum(amount) AS revenue
-            FROM tx_kept GROUP BY ALL
+            FROM {prep.store.kept} GROUP BY ALL
             """
         )
         df = con.execute(

@@ -1,7 +1,7 @@
 """One run's computation, from a file to the scored RFM table: read -> ledger -> RFM -> segments.
 
 Everything downstream (clusters, profiles, reports) starts from :class:`Prepared`; the DuckDB
-connection it holds still has the ``tx_kept`` view for charts that need transaction lines.
+store it holds (:class:`segwork.store.Store`) still has the kept lines for charts that need them.
 """
 
 from __future__ import annotations
@@ -31,22 +31,13 @@ from segwork.publish import atomic_dir, out_lock
 from segwork.read import NA_TOKENS, SourceInfo, open_source
 from segwork.rfm import edges_report
 from segwork.schema import Config, config_to_dict, load_config
+from segwork.store import BY_CUSTOMER, Store
 
 Progress = Callable[[str], None]
 #: The as-of date this many days after the latest kept transaction means stale data.
 STALE_DAYS = 90
 #: A customer whose cancelled value exceeds this share of what they bought is cancel-heavy.
 CANCEL_HEAVY_SHARE = 0.5
-
-
-def connect(memory_limit: str = "2GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that spills to disk instead of growing past ``memory_limit``."""
-    con = duckdb.connect(":memory:")
-    con.execute(f"SET memory_limit = '{memory_limit}'")
-    con.execute("SET preserve_insertion_order = false")
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
-    return con
 
 
 @dataclass
@@ -78,9 +69,14 @@ class Prepared:
     table: pd.DataFrame  # RFM table + r/f/m scores + rfm_segment_id
     segmenter: rfm.RFMSegmenter
     timings: Timer
-    con: duckdb.DuckDBPyConnection
+    store: Store
     #: data-quality warnings found while computing, as (code, message)
     warnings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The run's DuckDB connection (its relations are named on :attr:`store`)."""
+        return self.store.con
 
     @property
     def segment_map(self) -> SegmentMap:
@@ -121,7 +117,7 @@ def compute_ledger_and_rfm(
     na_ids = clean.relabel_missing_customers(con, cfg.clean, NA_TOKENS)
     if as_of is not None:
         # earliest purchase of any line, whatever its drop reason: read off the small aggregate
-        first = con.execute("SELECT min(first_purchase) FROM cust_reason").fetchall()[0][0]
+        first = con.execute(f"SELECT min(first_purchase) FROM {BY_CUSTOMER}").fetchall()[0][0]
         if first is not None and as_of <= pd.Timestamp(first).date():
             raise SegworkInputError(
                 f"{path}: as-of date {as_of} is on or before the first transaction "
@@ -180,7 +176,8 @@ def prepare(
 ) -> Prepared:
     """Read, clean with the ledger, and segment by RFM; bad input raises SegworkInputError."""
     say = progress or (lambda _msg: None)
-    con = con or connect()
+    store = Store(con) if con is not None else Store.open()
+    con = store.con
     timer = Timer()
     path = Path(data_path)
     _check_cancel_status(cfg, path)
@@ -207,7 +204,7 @@ def prepare(
         table=table,
         segmenter=seg,
         timings=timer,
-        con=con,
+        store=store,
         warnings=data_warnings(con, used, last, na_ids),
     )
 

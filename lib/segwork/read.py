@@ -31,6 +31,7 @@ import pandas as pd
 
 from segwork.errors import SegworkInputError
 from segwork.schema import CANONICAL, KNOWN_LAYOUTS, REQUIRED, ColumnMap, Config, ReadOptions
+from segwork.store import TX
 
 #: File endings we read, longest first so ``.csv.gz`` wins over ``.gz``.
 SUPPORTED_SUFFIXES: tuple[tuple[str, str], ...] = (
@@ -177,7 +178,7 @@ class _Dates:
 
 
 def open_source(
-    path: str | Path, cfg: Config, con: duckdb.DuckDBPyConnection, view: str = "tx"
+    path: str | Path, cfg: Config, con: duckdb.DuckDBPyConnection, view: str = TX
 ) -> SourceInfo:
     """Validate ``path`` and create the temp view ``view`` with the canonical typed columns."""
     p = Path(path)
