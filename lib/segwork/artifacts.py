@@ -201,36 +201,53 @@ class Artifacts:
         return {s["id"]: s["ko" if lang == "ko" else "en"] for s in self.segment_map["segments"]}
 
 
+def write_rfm_artifacts(folder: Path, prep: Prepared, pseudonym_key: bytes | None = None) -> None:
+    """What the notebooks that need no clusters draw from: customers with RFM columns, monthly
+    totals, top items overall and per RFM group, the segment map (written once, before clustering)."""
+    from segwork.outputs import write_json
+
+    art = Path(folder) / ARTIFACTS
+    art.mkdir(parents=True, exist_ok=True)
+    customers = customers_frame(prep, None)
+    _parquet(top_items(prep, customers, ("all", "rfm")), art / "top_items.parquet", index=False)
+    if pseudonym_key is not None:
+        customers = pseudonymise_index(customers, pseudonym_key)
+    _parquet(customers, art / "customers.parquet", index=True)
+    _parquet(monthly_frame(prep), art / "monthly.parquet", index=False)
+    write_json(art / "segment_map.json", segment_map_dict(prep))
+    write_json(art / "meta.json", {"pseudonymised": pseudonym_key is not None})
+
+
+def write_cluster_artifacts(
+    folder: Path, prep: Prepared, clus: ClusteringResult, pseudonym_key: bytes | None = None
+) -> None:
+    """What the cluster notebooks add: labels per customer, top items per cluster, the Ward tree.
+
+    Separate files beside the RFM ones, so nothing written before clustering is read back or
+    rewritten."""
+    art = Path(folder) / ARTIFACTS
+    art.mkdir(parents=True, exist_ok=True)
+    customers = customers_frame(prep, clus)
+    top = top_items(prep, customers, tuple(GROUPINGS)[1:])
+    _parquet(top, art / "top_items_clusters.parquet", index=False)
+    labels = customers[[c for c in customers.columns if c.endswith(("_cluster", "_probability"))]]
+    if pseudonym_key is not None:
+        labels = pseudonymise_index(labels, pseudonym_key)
+    _parquet(labels, art / "clusters.parquet", index=True)
+    linkage = pd.DataFrame(ward_linkage(clus), columns=["left", "right", "height", "size"])
+    _parquet(linkage, art / "ward_linkage.parquet", index=False)
+
+
 def write_artifacts(
     folder: Path,
     prep: Prepared,
     clus: ClusteringResult | None,
     pseudonym_key: bytes | None = None,
 ) -> Path:
-    """Write ``folder/artifacts/*`` (customer IDs hashed when a key is given); returns the folder."""
-    from segwork.outputs import write_json
-
-    art = Path(folder) / ARTIFACTS
-    art.mkdir(parents=True, exist_ok=True)
-    customers = customers_frame(prep, clus)
-    top_path = art / "top_items.parquet"
-    if clus is None:  # before clustering: what the RFM notebooks need
-        top = top_items(prep, customers, ("all", "rfm"))
-    elif top_path.is_file():  # after: add the clusters to what is already there
-        top = pd.read_parquet(top_path)
-        top = pd.concat([top, top_items(prep, customers, tuple(GROUPINGS)[1:])], ignore_index=True)
-    else:
-        top = top_items(prep, customers)
-    _parquet(top, top_path, index=False)
-    if pseudonym_key is not None:
-        customers = pseudonymise_index(customers, pseudonym_key)
-    _parquet(customers, art / "customers.parquet", index=True)
-    if not (art / "monthly.parquet").is_file():
-        _parquet(monthly_frame(prep), art / "monthly.parquet", index=False)
-    linkage = pd.DataFrame(ward_linkage(clus), columns=["left", "right", "height", "size"])
-    _parquet(linkage, art / "ward_linkage.parquet", index=False)
-    write_json(art / "segment_map.json", segment_map_dict(prep))
-    write_json(art / "meta.json", {"pseudonymised": pseudonym_key is not None})
+    """Write every artefact of a run (customer IDs hashed when a key is given); returns the folder."""
+    write_rfm_artifacts(folder, prep, pseudonym_key)
+    if clus is not None:
+        write_cluster_artifacts(folder, prep, clus, pseudonym_key)
     return Path(folder)
 
 
@@ -247,13 +264,21 @@ def load_artifacts(folder: str | Path) -> Artifacts:
     art = folder / ARTIFACTS
     read = lambda name: json.loads((art / name).read_text(encoding="utf-8"))  # noqa: E731
     customers = pd.read_parquet(art / "customers.parquet")
+    top = pd.read_parquet(art / "top_items.parquet")
+    linkage = np.zeros((0, 4))
+    if (art / "clusters.parquet").is_file():  # written after clustering, beside the RFM files
+        customers = customers.join(pd.read_parquet(art / "clusters.parquet"))
+        top = pd.concat(
+            [top, pd.read_parquet(art / "top_items_clusters.parquet")], ignore_index=True
+        )
+        linkage = pd.read_parquet(art / "ward_linkage.parquet").to_numpy(dtype=float)
     return Artifacts(
         folder=folder,
         summary=json.loads((folder / "summary.json").read_text(encoding="utf-8")),
         customers=customers,
         monthly=pd.read_parquet(art / "monthly.parquet"),
-        top=pd.read_parquet(art / "top_items.parquet"),
-        linkage=pd.read_parquet(art / "ward_linkage.parquet").to_numpy(dtype=float),
+        top=top,
+        linkage=linkage,
         segment_map=read("segment_map.json"),
         meta=read("meta.json"),
     )

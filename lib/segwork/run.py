@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from segwork.artifacts import write_artifacts
+from segwork.artifacts import write_cluster_artifacts, write_rfm_artifacts
 from segwork.config import RunParams, check_params
 from segwork.errors import SegworkInputError
 from segwork.outputs import segments_frame, write_json, write_segments
@@ -122,7 +122,7 @@ class Publisher:
         with prep.timings.stage("write"):
             summary = full_summary(prep, cfg, params, None, time.perf_counter())
             write_json_atomic(self.tmp / "summary.json", summary)
-            write_artifacts(self.tmp, prep, None, pseudonym_key=self.key)
+            write_rfm_artifacts(self.tmp, prep, pseudonym_key=self.key)
         failed = self.out.parent / f".failed-{self.out.name}"
         self.session = ReportSession(self.tmp, params, self.say, failed)
         self.session.submit(early=True)
@@ -146,8 +146,8 @@ class Publisher:
             if not write_segments(segments_frame(prep.table, labels, extra), tmp):
                 self.say("segments.xlsx skipped: more customers than an Excel sheet holds")
             write_json_atomic(tmp / "summary.json", summary)
-            if session is not None and not session.failed:
-                write_artifacts(tmp, prep, clus, pseudonym_key=self.key)
+            if session is not None and not session.failed and clus is not None:
+                write_cluster_artifacts(tmp, prep, clus, pseudonym_key=self.key)
         results = []
         if session is not None:
             with timings.stage("report"):
