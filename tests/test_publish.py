@@ -119,7 +119,7 @@ def test_earlier_report_is_marked_replaced_and_gets_umask_permissions(tmp_path, 
     assert run_main(capsys, "--data", str(data), "--out", str(out), "--as-of", "2024-04-01")[0] == 0
     marker = json.loads((out / MARKER).read_text(encoding="utf-8"))
     assert marker["as_of"] == "2024-04-01" and marker["pid"] == os.getpid()
-    assert marker["files"] == ["segments.csv", "summary.json"]
+    assert marker["files"] == ["segments.csv", "segments.xlsx", "summary.json"]
     umask = os.umask(0o022)
     os.umask(umask)
     assert (out.stat().st_mode & 0o777) == (0o777 & ~umask)  # not mkdtemp's 0700
@@ -140,7 +140,9 @@ def test_report_from_before_the_marker_is_recognised(tmp_path, capsys):
     (out / "artifacts").mkdir()
     assert foreign_entries(out) == []
     assert run_main(capsys, "--data", str(data), "--out", str(out), "--quiet")[0] == 0
-    assert sorted(p.name for p in out.iterdir()) == [MARKER, "segments.csv", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        MARKER, "segments.csv", "segments.xlsx", "summary.json",
+    ]  # fmt: skip
 
 
 def test_folder_that_only_looks_like_a_report_is_not_claimed(tmp_path):
@@ -250,8 +252,8 @@ def test_bad_out_is_refused_before_any_data_is_read(tmp_path, monkeypatch, capsy
     def no_reading(*_a, **_k):
         raise AssertionError("data was read before OUT was checked")
 
-    monkeypatch.setattr("segwork.run.start", no_reading)
-    monkeypatch.setattr("segwork.run.default_data", no_reading)
+    monkeypatch.setattr("segwork.pipeline.start", no_reading)
+    monkeypatch.setattr("segwork.pipeline.default_data", no_reading)
     before = snapshot(tmp_path) if case != "unwritable" else None
     code, err = run_main(capsys, "--out", out, "--quiet")
     assert code == 2
@@ -261,9 +263,10 @@ def test_bad_out_is_refused_before_any_data_is_read(tmp_path, monkeypatch, capsy
 
 
 def test_default_out_under_unwritable_reports_root_is_refused_early(tmp_path, monkeypatch):
-    from segwork.run import RunParams, run
+    from segwork.config import RunParams
+    from segwork.run import run
 
-    monkeypatch.setattr("segwork.run.start", lambda *a, **k: pytest.fail("data was read"))
+    monkeypatch.setattr("segwork.pipeline.start", lambda *a, **k: pytest.fail("data was read"))
     root = unwritable_folder(tmp_path) / "reports"
     with pytest.raises(SegworkInputError, match="not writable"):
         run(RunParams(reports_root=str(root), report=False))
@@ -337,7 +340,7 @@ def test_sweep_restores_out_when_a_run_died_between_the_renames(tmp_path):
 
 
 def test_keep_failed_never_deletes_a_folder_segwork_did_not_make(tmp_path):
-    from segwork.report import NotebookResult, keep_failed
+    from segwork.report.session import NotebookResult, keep_failed
 
     build = tmp_path / "build"
     build.mkdir()
@@ -432,9 +435,9 @@ def test_two_runs_at_once_take_turns(tmp_path):
     assert [p.returncode for p in runs] == [0, 0], errs
     marker = json.loads((out / MARKER).read_text(encoding="utf-8"))
     assert marker["pid"] in {p.pid for p in runs} and marker["files"] == [
-        "segments.csv", "summary.json",
+        "segments.csv", "segments.xlsx", "summary.json",
     ]  # fmt: skip
-    assert len((out / "segments.csv").read_text(encoding="utf-8").splitlines()) == 201
+    assert len((out / "segments.csv").read_text(encoding="utf-8-sig").splitlines()) == 201
     assert sorted(p.name for p in tmp_path.iterdir()) == ["orders.csv", "out"]
 
 
@@ -467,7 +470,7 @@ def test_ctrl_c_during_a_run_exits_130_and_keeps_the_earlier_report(tmp_path, mo
     def interrupted(*_a, **_k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("segwork.run.cluster", interrupted)
+    monkeypatch.setattr("segwork.pipeline.cluster", interrupted)
     code, err = run_main(capsys, "--data", str(data), "--out", str(out), "--quiet")
     assert code == 130
     assert one_line(err) == f"segwork: interrupted; nothing published, {out} untouched"
