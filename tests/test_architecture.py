@@ -44,6 +44,7 @@ LONG_MODULES = {
     "clean": "the ledger's rules, cancellation matching and the per-customer aggregate in SQL",
     "report.views": "the reader tables of four report pages",
     "report.execute": "the child-process runner with its deadlines and retry",
+    "summary": "the whole summary.json contract (models, schema, build, read, write) in one place",
 }
 
 

@@ -12,8 +12,9 @@ import jsonschema
 import pytest
 
 from segwork import summary as S
+from segwork.config import RunParams
 from segwork.errors import SegworkInputError
-from segwork.run import RunParams, cluster, load_truth, start
+from segwork.pipeline import cluster, load_truth, start
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 

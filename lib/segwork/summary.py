@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
 from segwork.clean import REASONS
+from segwork.config import RunParams
 from segwork.errors import SegworkInputError
 from segwork.maps import STAGES
-from segwork.run import RunParams
 from segwork.schema import Config
 
 if TYPE_CHECKING:
