@@ -24,8 +24,12 @@ import pandas as pd
 if TYPE_CHECKING:  # pragma: no cover
     from segwork.clustering import ClusteringResult
     from segwork.pipeline import Prepared
+    from segwork.summary import Summary
 
 ARTIFACTS = "artifacts"
+#: The summary so far (a :class:`segwork.summary.Summary`) for notebooks that run while OUT is
+#: still being built; OUT/summary.json itself is written once, at the end of the run.
+STAGE_SUMMARY = "stage_summary.json"
 TOP_N = 5
 GROUPINGS = {
     "rfm": "rfm_segment_id",
@@ -188,7 +192,7 @@ class Artifacts:
     """Everything the report notebooks show, loaded from ``<folder>/artifacts``."""
 
     folder: Path
-    summary: dict[str, Any]
+    summary: Summary
     customers: pd.DataFrame
     monthly: pd.DataFrame
     top: pd.DataFrame
@@ -258,8 +262,16 @@ def _parquet(frame: pd.DataFrame, path: Path, index: bool) -> None:
     os.replace(tmp, path)
 
 
+def summary_path(folder: Path) -> Path:
+    """``summary.json`` of a finished run, else the summary so far in ``artifacts/``."""
+    final = Path(folder) / "summary.json"
+    return final if final.is_file() else Path(folder) / ARTIFACTS / STAGE_SUMMARY
+
+
 def load_artifacts(folder: str | Path) -> Artifacts:
-    """Read a run folder's ``summary.json`` and ``artifacts/``."""
+    """Read a run folder's summary (validated) and ``artifacts/``."""
+    from segwork.summary import read_summary
+
     folder = Path(folder)
     art = folder / ARTIFACTS
     read = lambda name: json.loads((art / name).read_text(encoding="utf-8"))  # noqa: E731
@@ -274,7 +286,7 @@ def load_artifacts(folder: str | Path) -> Artifacts:
         linkage = pd.read_parquet(art / "ward_linkage.parquet").to_numpy(dtype=float)
     return Artifacts(
         folder=folder,
-        summary=json.loads((folder / "summary.json").read_text(encoding="utf-8")),
+        summary=read_summary(summary_path(folder)),
         customers=customers,
         monthly=pd.read_parquet(art / "monthly.parquet"),
         top=top,
@@ -289,7 +301,7 @@ def has_artifacts(folder: str | Path | None) -> bool:
     if folder is None:
         return False
     art = Path(folder) / ARTIFACTS
-    return (Path(folder) / "summary.json").is_file() and (art / "meta.json").is_file()
+    return summary_path(Path(folder)).is_file() and (art / "meta.json").is_file()
 
 
 # --------------------------------------------------------------------------- standalone use
@@ -317,9 +329,9 @@ def load_or_build(out_dir: str | Path | None = None, **params: Any) -> Artifacts
     if has_artifacts(out_dir):
         return load_artifacts(out_dir)
     from segwork.config import RunParams, cache_dir
-    from segwork.outputs import write_json
     from segwork.pipeline import compute
     from segwork.publish import atomic_dir
+    from segwork.summary import write_summary
 
     root = cache_dir()
     clean = {k: v for k, v in params.items() if v is not None}
@@ -332,6 +344,6 @@ def load_or_build(out_dir: str | Path | None = None, **params: Any) -> Artifacts
         return load_artifacts(cache)
     with atomic_dir(cache) as tmp:
         result = compute(RunParams(**clean))
-        write_json(tmp / "summary.json", result.summary)
+        write_summary(tmp / "summary.json", result.summary)
         write_artifacts(tmp, result.prep, result.clusters)
     return load_artifacts(cache)

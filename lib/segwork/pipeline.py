@@ -6,10 +6,7 @@ store it holds (:class:`segwork.store.Store`) still has the kept lines for chart
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import platform
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,16 +19,16 @@ import duckdb
 import pandas as pd
 from sklearn.base import clone
 
-from segwork import __version__, clean, rfm
-from segwork.clustering import METHOD_COLUMNS, ClusterConfig, ClusteringResult, run_clustering
+from segwork import clean, rfm
+from segwork.clustering import ClusterConfig, ClusteringResult, run_clustering
 from segwork.config import RunParams, check_params, parse_as_of
 from segwork.errors import SegworkInputError
 from segwork.maps import SegmentMap
 from segwork.publish import atomic_dir, out_lock
 from segwork.read import NA_TOKENS, SourceInfo, open_source
-from segwork.rfm import edges_report
-from segwork.schema import Config, config_to_dict, load_config
+from segwork.schema import Config, load_config
 from segwork.store import BY_CUSTOMER, Store
+from segwork.summary import Summary, build_summary
 
 Progress = Callable[[str], None]
 #: The as-of date this many days after the latest kept transaction means stale data.
@@ -252,61 +249,6 @@ def load_truth(data_path: Path) -> pd.Series | None:
     return df.set_index(df["customer_id"].astype(str))["persona"]
 
 
-def summary_warnings(prep: Prepared) -> list[dict[str, str]]:
-    """summary.json ``warnings``: the reader's (ambiguous dates, skipped sheets, ...) then the
-    data's (stale data, cancel-heavy customers, ...), each {code, message}."""
-    found = tuple(getattr(prep.source, "warnings", ())) + tuple(prep.warnings)
-    return [{"code": code, "message": message} for code, message in found]
-
-
-def build_summary(prep: Prepared, cfg: Config, params: RunParams) -> dict[str, Any]:
-    """summary.json: ledger, customers, segment counts per method, warnings, params and timings."""
-    labels = prep.segment_map.labels(params.lang)
-    counts = prep.table["rfm_segment_id"].value_counts()
-    revenue = prep.table.groupby("rfm_segment_id")["monetary"].sum()
-    segs = {
-        s.id: {
-            "label": labels[s.id],
-            "label_ko": s.ko,
-            "label_en": s.en,
-            "stage": s.stage,
-            "customers": int(counts.get(s.id, 0)),
-            "revenue": round(float(revenue.get(s.id, 0.0)), 2),
-        }
-        for s in prep.segment_map.segments
-    }
-    src = prep.source
-    return {
-        "segwork_version": __version__,
-        "as_of": prep.as_of.isoformat(),
-        "as_of_source": "given" if prep.as_of_given else "day after the latest kept transaction",
-        "period": {"first": prep.first_date.isoformat(), "last": prep.last_date.isoformat()},
-        "source": {
-            "path": str(src.path),
-            "format": src.format,
-            "layout": src.layout,
-            "encoding": src.encoding,
-            "mapping": src.mapping,
-            "sheets": list(src.sheets) if src.sheets is not None else None,
-            "sheets_skipped": list(src.sheets_skipped),
-            "header_row": src.header_row,
-            "date_format": src.date_format,
-        },
-        "ledger": prep.ledger.as_dict(),
-        "warnings": summary_warnings(prep),
-        "customers": len(prep.table),
-        "segments": {"rfm": {v["label"]: v["customers"] for v in segs.values()}},
-        "rfm": {
-            "segment_map": prep.segment_map.name,
-            "bins": prep.segmenter.bins,
-            "edges": edges_report(prep.segmenter.edges_),
-            "groups": segs,
-        },
-        "params": {**dataclasses.asdict(params), "config": config_to_dict(cfg)},
-        "environment": {"python": platform.python_version(), "platform": sys.platform},
-    }
-
-
 def cluster_config(params: RunParams) -> ClusterConfig:
     """The clustering stage's configuration from run parameters."""
     return ClusterConfig(
@@ -345,16 +287,11 @@ def start(params: RunParams, progress: Progress | None = None) -> tuple[Config, 
 
 def full_summary(
     prep: Prepared, cfg: Config, params: RunParams, clus: ClusteringResult | None, t0: float
-) -> dict[str, Any]:
+) -> Summary:
     """summary.json with the clustering results (when given) and timings so far."""
-    summary = build_summary(prep, cfg, params)
-    if clus:
-        for method in METHOD_COLUMNS:
-            summary["segments"][method] = clus.summary["methods"].get(method, {}).get("counts", {})
-        summary["clustering"] = clus.summary
-    summary["timings"] = {k: round(v, 3) for k, v in prep.timings.seconds.items()}
-    summary["timings"]["total"] = round(time.perf_counter() - t0, 3)
-    return summary
+    timings: dict[str, Any] = {k: round(v, 3) for k, v in prep.timings.seconds.items()}
+    timings["total"] = round(time.perf_counter() - t0, 3)
+    return build_summary(prep, cfg, params, clus.summary if clus else None, timings)
 
 
 @dataclass
@@ -363,7 +300,7 @@ class RunResult:
 
     prep: Prepared
     clusters: ClusteringResult | None
-    summary: dict[str, Any]
+    summary: Summary
     config: Config
     data_path: Path
 

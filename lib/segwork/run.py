@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from segwork.artifacts import write_cluster_artifacts, write_rfm_artifacts
+from segwork.artifacts import (
+    ARTIFACTS,
+    STAGE_SUMMARY,
+    write_cluster_artifacts,
+    write_rfm_artifacts,
+)
 from segwork.config import RunParams, check_params
 from segwork.errors import SegworkInputError
-from segwork.outputs import segments_frame, write_json, write_segments
-from segwork.pipeline import (
-    Prepared,
-    Progress,
-    RunResult,
-    compute,
-    full_summary,
-    summary_warnings,
-)
+from segwork.outputs import segments_frame, write_segments
+from segwork.pipeline import Prepared, Progress, RunResult, compute, full_summary
 from segwork.publish import (
     atomic_dir,
     check_out,
@@ -28,15 +25,9 @@ from segwork.publish import (
     claimed,
 )
 from segwork.schema import Config
+from segwork.summary import Timings, data_warnings, write_summary
 
 CLUSTER_COLUMNS = ("kmeans_cluster", "ward_cluster", "hdbscan_cluster", "hdbscan_probability")
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """write_json through a temporary file, so a notebook reading it never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write_json(tmp, data)
-    os.replace(tmp, path)
 
 
 def out_folder(params: RunParams, prep: Prepared) -> Path:
@@ -48,8 +39,8 @@ def out_folder(params: RunParams, prep: Prepared) -> Path:
 
 def print_warnings(prep: Prepared) -> None:
     """Each data-quality warning once on stderr (also under --quiet: they are not progress)."""
-    for w in summary_warnings(prep):
-        print(f"segwork: warning: {w['message']} [{w['code']}]", file=sys.stderr, flush=True)
+    for w in data_warnings(prep):
+        print(f"segwork: warning: {w.message} [{w.code}]", file=sys.stderr, flush=True)
 
 
 def run(
@@ -120,9 +111,9 @@ class Publisher:
         from segwork.report.session import ReportSession
 
         with prep.timings.stage("write"):
-            summary = full_summary(prep, cfg, params, None, time.perf_counter())
-            write_json_atomic(self.tmp / "summary.json", summary)
             write_rfm_artifacts(self.tmp, prep, pseudonym_key=self.key)
+            stage = full_summary(prep, cfg, params, None, time.perf_counter())
+            write_summary(self.tmp / ARTIFACTS / STAGE_SUMMARY, stage)
         failed = self.out.parent / f".failed-{self.out.name}"
         self.session = ReportSession(self.tmp, params, self.say, failed)
         self.session.submit(early=True)
@@ -145,17 +136,21 @@ class Publisher:
             extra = clus.labels[list(CLUSTER_COLUMNS)] if clus else None
             if not write_segments(segments_frame(prep.table, labels, extra), tmp):
                 self.say("segments.xlsx skipped: more customers than an Excel sheet holds")
-            write_json_atomic(tmp / "summary.json", summary)
-            if session is not None and not session.failed and clus is not None:
-                write_cluster_artifacts(tmp, prep, clus, pseudonym_key=self.key)
+            if session is not None and not session.failed:
+                if clus is not None:
+                    write_cluster_artifacts(tmp, prep, clus, pseudonym_key=self.key)
+                write_summary(tmp / ARTIFACTS / STAGE_SUMMARY, summary)
         results = []
         if session is not None:
             with timings.stage("report"):
                 if not session.failed:
                     session.submit(early=False)
                 results = session.finish()
-        summary["timings"] = {k: round(v, 3) for k, v in timings.seconds.items()}
-        summary["timings"]["total"] = round(time.perf_counter() - t0, 3)
-        if session is not None:
-            summary["timings"]["notebooks"] = {r.name: round(r.seconds, 3) for r in results}
-        write_json(tmp / "summary.json", summary)
+        summary.timings = Timings.model_validate(
+            {
+                **{k: round(v, 3) for k, v in timings.seconds.items()},
+                "total": round(time.perf_counter() - t0, 3),
+                "notebooks": {r.name: round(r.seconds, 3) for r in results},
+            }
+        )
+        write_summary(tmp / "summary.json", summary)  # once, when everything else is written

@@ -417,6 +417,13 @@ def clustering_block(raw: dict[str, Any]) -> Clustering:
     return Clustering.model_validate({**raw, "methods": methods})
 
 
+def data_warnings(prep: Prepared) -> list[DataWarning]:
+    """The reader's warnings (ambiguous dates, skipped sheets, ...) then the data's (stale data,
+    cancel-heavy customers, ...)."""
+    found = tuple(getattr(prep.source, "warnings", ())) + tuple(prep.warnings)
+    return [DataWarning(code=code, message=message) for code, message in found]
+
+
 def build_summary(
     prep: Prepared,
     cfg: Config,
@@ -442,7 +449,6 @@ def build_summary(
     clus = clustering_block(clustering) if clustering is not None else None
     per_method = {m: clus.methods[m].counts for m in clus.methods} if clus else {}
     src = prep.source
-    found = tuple(getattr(src, "warnings", ())) + tuple(prep.warnings)
     edges = {
         c: {k: v for k, v in e.items() if k != "rule"}
         for c, e in edges_report(prep.segmenter.edges_).items()
@@ -464,7 +470,7 @@ def build_summary(
             date_format=src.date_format,
         ),
         ledger=Ledger.model_validate(prep.ledger.as_dict()),
-        warnings=[DataWarning(code=code, message=message) for code, message in found],
+        warnings=data_warnings(prep),
         customers=len(table),
         segments=Segments(rfm={g: v.customers for g, v in groups.items()}, **per_method),
         rfm=RFM(
