@@ -6,6 +6,13 @@ from matplotlib.figure import Figure
 from scipy.cluster.hierarchy import linkage
 
 from segwork.report import figures as plots
+from segwork.summary import Ledger, Method
+
+
+def method(selection: dict, n_clusters: int = 2) -> Method:
+    """A clustering method's summary with the given selection evidence."""
+    return Method(status="ok", n_clusters=n_clusters, counts={}, selection=selection, sampled=False, notes=[])  # fmt: skip
+
 
 CUSTOMERS = pd.DataFrame(
     {
@@ -24,11 +31,14 @@ def _titles(fig: Figure) -> str:
 
 
 def test_ledger_waterfall_bars_and_korean_title():
-    ledger = {
-        "rows_in": 100,
-        "rows_kept": 70,
-        "dropped": {"cancellation": {"rows": 30, "revenue": 5.0}},
-    }
+    ledger = Ledger(
+        rows_in=100,
+        rows_kept=70,
+        revenue_in=15.0,
+        revenue_kept=10.0,
+        customers_kept=3,
+        dropped={"cancellation": {"rows": 30, "revenue": 5.0}},
+    )
     fig = plots.ledger_waterfall(ledger, {"cancellation": "취소·반품"}, "ko")
     ax = fig.axes[0]
     assert [round(p.get_width()) for p in ax.patches] == [100, 30, 70]
@@ -50,10 +60,11 @@ def test_figures_build_in_both_languages():
             plots.top_bar(pd.DataFrame({"name": ["UK", "FR"], "revenue": [9.0, 3.0]}), "country", lang),
             plots.segment_grid(grid, counts, lang),
             plots.share_bars(pd.DataFrame({"name": ["A"], "customer_share": [50.0], "revenue_share": [80.0]}), lang),
-            plots.kmeans_selection({"k": [2, 3], "inertia": [9.0, 4.0], "silhouette": [0.5, 0.6]}, 3, None, lang),
-            plots.dendrogram(z, 2, lang),
-            plots.dbcv_grid([{"min_cluster_size": 5, "min_samples": 5, "n_clusters": 2, "noise_share": 0.1, "dbcv": 0.3}], lang),
-            plots.dbcv_grid([{"min_cluster_size": 5, "min_samples": 5, "n_clusters": 0, "noise_share": 1.0, "dbcv": None}], lang),
+            plots.kmeans_selection(method({"scores": {"k": [2, 3], "inertia": [9.0, 4.0], "silhouette": [0.5, 0.6], "n_silhouette_sample": 4}}, 3), None, lang),
+            plots.kmeans_selection(None, None, lang),
+            plots.dendrogram(z, method({}, 2), lang),
+            plots.dbcv_grid(method({"grid": [{"min_cluster_size": 5, "min_cluster_size_param": 5, "min_samples": 5, "n_clusters": 2, "noise_share": 0.1, "dbcv": 0.3}]}), lang),
+            plots.dbcv_grid(method({"grid": [{"min_cluster_size": 5, "min_cluster_size_param": 5, "min_samples": 5, "n_clusters": 0, "noise_share": 1.0, "dbcv": None}]}), lang),
             plots.cluster_sizes({"kmeans": {"0": 3, "1": 1}}, lang),
             plots.profile_heatmap(CUSTOMERS.iloc[:2], CUSTOMERS.median(), "K-Means", lang),
             plots.matrix_heatmap(pd.DataFrame([[1.0, 0.2], [0.2, 1.0]], index=["a", "b"], columns=["a", "b"]), "t"),

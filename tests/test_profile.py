@@ -7,6 +7,7 @@ import pytest
 
 from segwork import profile
 from segwork.report.cards import CardsView, cards_html
+from segwork.summary import Method, dump
 
 SEGMAP = {
     "segments": [
@@ -80,21 +81,21 @@ def test_segment_table_lists_empty_groups_too(customers):
 
 
 def test_cluster_cards_use_dominant_group_name_rules_and_actions(customers, top):
-    summary = {
-        "status": "ok",
-        "dominant_groups": {"rfm": [{"cluster": 0, "dominant": "new", "share": 1.0},
-                                    {"cluster": 1, "dominant": "vip", "share": 1.0}]},
-        "rules": {"rules": {"1": [{"rule": "frequency >= 6", "precision": 1.0, "coverage": 1.0}]}},
-        "names": {"0": "new (100%)", "1": "vip (100%)"},
-    }  # fmt: skip
+    summary = Method(
+        status="ok", n_clusters=2, counts={"0": 2, "1": 2}, selection={}, sampled=False, notes=[],
+        dominant_groups={"rfm": [{"cluster": "0", "size": 2, "dominant": "new", "share": 1.0},
+                                 {"cluster": "1", "size": 2, "dominant": "vip", "share": 1.0}]},
+        rules={"fidelity": 1.0, "max_depth": 3, "n_sample": 4,
+               "rules": {"1": [{"rule": "frequency >= 6", "precision": 1.0, "coverage": 1.0, "n": 2}]}},
+        names={"0": "new", "1": "vip"},
+    )  # fmt: skip
     cards = profile.cluster_cards(customers, top, "kmeans", summary, SEGMAP, "ko")
     assert [c.group for c in cards] == ["0", "1"]
     assert cards[1].name == "VIP (100%)" and cards[1].rules == ("frequency >= 6",)
     assert cards[1].actions == ("감사",) and cards[1].top_countries == ("UK",)
-    assert (
-        profile.cluster_cards(customers, top, "kmeans", {"status": "degenerate"}, SEGMAP, "ko")
-        == []
-    )
+    degenerate = summary.model_copy(update={"status": "degenerate"})
+    assert profile.cluster_cards(customers, top, "kmeans", degenerate, SEGMAP, "ko") == []
+    assert profile.cluster_cards(customers, top, "kmeans", None, SEGMAP, "ko") == []
 
 
 def test_card_html_escapes_data(customers, top):
@@ -140,7 +141,7 @@ def test_cluster_cards_from_the_real_stage_carry_stage_kpi_and_actions(tmp_path)
         params = RunParams(synth_customers=600, data_cache=str(tmp_path), lang=lang, report=False)
         res = compute(params)
         prep, clus, summary = res.prep, res.clusters, res.summary
-        summary = json.loads(json.dumps(summary))
+        summary = json.loads(dump(summary))
         clustering = summary["clustering"]
         summaries[lang] = _without_timings(clustering)
         customers = customers_frame(prep, clus)
@@ -152,14 +153,15 @@ def test_cluster_cards_from_the_real_stage_carry_stage_kpi_and_actions(tmp_path)
             ms = clustering["methods"][method]
             if ms["status"] != "ok":
                 continue
-            cards = profile.cluster_cards(customers, top, method, ms, segmap, lang)
+            typed = Method.model_validate(ms)
+            cards = profile.cluster_cards(customers, top, method, typed, segmap, lang)
             assert cards
             for card in cards:
                 if card.group == "-1":
                     assert not card.actions
                     continue
                 assert card.stage and card.kpi and card.actions, (method, card)
-            dominant = {str(d["cluster"]): d["dominant"] for d in ms["dominant_groups"]["rfm"]}
+            dominant = {d["cluster"]: d["dominant"] for d in ms["dominant_groups"]["rfm"]}
             assert set(dominant.values()) <= set(by_id)  # ids, never display names
             for card in cards:
                 if card.group == "-1":
@@ -176,7 +178,10 @@ def test_cluster_cards_from_the_real_stage_carry_stage_kpi_and_actions(tmp_path)
 
 def test_cluster_name_turns_stored_ids_and_codes_into_words():
     labels = {"vip": "VIP", "new": "신규 고객"}
-    summary = {"names": {"0": "new", "1": "recent+frequent+high_spend", "2": "legacy text"}}
+    summary = Method(
+        status="ok", n_clusters=3, counts={}, selection={}, sampled=False, notes=[],
+        names={"0": "new", "1": "recent+frequent+high_spend", "2": "legacy text"},
+    )  # fmt: skip
     assert profile.cluster_name(summary, "0", labels, "ko") == "신규 고객"
     assert profile.cluster_name(summary, "1", labels, "en") == "recent, frequent, high-spend"
     assert profile.cluster_name(summary, "1", labels, "ko") == "최근 구매, 자주 구매, 고액"

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import nbformat
@@ -154,8 +155,10 @@ def test_two_months_are_listed_on_the_reports_index(tmp_path, monkeypatch):
 
 
 def test_ledger_table_reconciles():
-    ledger = {"rows_in": 10, "rows_kept": 7, "revenue_in": 100.0, "revenue_kept": 80.0,
-              "dropped": {"cancellation": {"rows": 3, "revenue": 20.0}}}  # fmt: skip
+    from segwork.summary import Ledger
+
+    ledger = Ledger(rows_in=10, rows_kept=7, revenue_in=100.0, revenue_kept=80.0, customers_kept=2,
+                    dropped={"cancellation": {"rows": 3, "revenue": 20.0}})  # fmt: skip
     t = ledger_table(ledger, "en")
     assert list(t["Rows"]) == [10, -3, 7] and list(t["Share of rows (%)"]) == [100.0, 30.0, 70.0]
     assert t["Rows"].iloc[0] + t["Rows"].iloc[1] == t["Rows"].iloc[2]
@@ -230,17 +233,17 @@ def test_uci_index_renders_in_headless_chromium(uci_report, tmp_path):
 
 def test_truth_sentence_names_the_best_method_and_the_bar():
     from segwork.report import headline_comparison, truth_sentence
+    from segwork.summary import Agreement, Clustering, Summary, Truth
 
-    summary = {
-        "clustering": {
-            "truth": {
-                "ari_vs_truth": {"kmeans": 0.93, "ward": 0.71, "hdbscan": 0.5, "rfm": 0.49},
-                "best_method": "kmeans",
-                "best_ari": 0.93,
-                "any_reaches_0_8": True,
-            }
-        }
-    }
+    truth = Truth(
+        ari_vs_truth={"kmeans": 0.93, "ward": 0.71, "hdbscan": 0.5, "rfm": 0.49},
+        best_method="kmeans",
+        best_ari=0.93,
+        any_reaches_0_8=True,
+        n_matched=10,
+    )
+    clus = Clustering.model_construct(agreement=Agreement(ari={}, ami={}), methods={}, truth=truth)
+    summary = Summary.model_construct(clustering=clus)
     en = truth_sentence(summary, "en")
     assert en == (
         "ARI against the planted personas: kmeans 0.93, ward 0.71, hdbscan 0.50; "
@@ -248,22 +251,21 @@ def test_truth_sentence_names_the_best_method_and_the_bar():
     )
     assert "0.8 이상 달성" in truth_sentence(summary, "ko")
     assert headline_comparison(summary, "en")[-1] == en
-    assert truth_sentence({"clustering": {}}, "en") is None
+    assert truth_sentence(Summary.model_construct(clustering=None), "en") is None
+    no_truth = clus.model_copy(update={"truth": None})
+    assert truth_sentence(Summary.model_construct(clustering=no_truth), "en") is None
 
 
 def test_cluster_count_table_puts_noise_first_and_fills_gaps():
     from types import SimpleNamespace
 
     from segwork.report import cluster_count_table
+    from segwork.summary import Segments, Summary
 
-    art = SimpleNamespace(
-        summary={
-            "segments": {
-                "kmeans": {"0": 5, "1": 3},
-                "hdbscan": {"noise": 2, "0": 4, "10": 1, "2": 1},
-            }
-        }
+    segments = Segments(
+        rfm={"vip": 8}, kmeans={"0": 5, "1": 3}, hdbscan={"noise": 2, "0": 4, "10": 1, "2": 1}
     )
+    art = SimpleNamespace(summary=Summary.model_construct(segments=segments))
     t = cluster_count_table(art, "en")
     assert list(t.index) == ["noise", "0", "1", "2", "10"]
     assert t.loc["noise", "kmeans"] == 0 and t.loc["noise", "hdbscan"] == 2
@@ -272,18 +274,26 @@ def test_cluster_count_table_puts_noise_first_and_fills_gaps():
 
 def test_index_lists_data_quality_warnings_escaped(tmp_path):
     from segwork.report.pages import write_index
+    from segwork.summary import RFM, DataWarning, Ledger, Period, RFMGroup, Source, Summary
 
-    group = {"label_ko": "VIP", "label_en": "VIP", "customers": 2, "revenue": 10.0}
-    summary = {
-        "as_of": "2024-09-01",
-        "period": {"first": "2024-01-01", "last": "2024-03-01"},
-        "source": {"path": "orders.csv"},
-        "customers": 2,
-        "ledger": {"rows_in": 3, "rows_kept": 3, "revenue_in": 10.0, "revenue_kept": 10.0},
-        "rfm": {"groups": {"vip": group}},
-        "warnings": [{"code": "stale_data", "message": "as-of <b>184</b> days late"}],
-    }
-    html = write_index(tmp_path, summary, [], "en").read_text(encoding="utf-8")
+    group = RFMGroup(stage="retention", customers=2, revenue=10.0)
+    ledger = Ledger(
+        rows_in=3, rows_kept=3, revenue_in=10.0, revenue_kept=10.0, customers_kept=2, dropped={}
+    )
+    summary = Summary.model_construct(
+        segwork_version="0.1.0",
+        as_of=date(2024, 9, 1),
+        period=Period(first=date(2024, 1, 1), last=date(2024, 3, 1)),
+        source=Source.model_construct(path="orders.csv"),
+        customers=2,
+        ledger=ledger,
+        rfm=RFM.model_construct(groups={"vip": group}),
+        warnings=[DataWarning(code="stale_data", message="as-of <b>184</b> days late")],
+        clustering=None,
+    )
+    labels = {"vip": "<i>VIP</i>"}
+    html = write_index(tmp_path, summary, [], "en", labels).read_text(encoding="utf-8")
     assert '<ul id="warnings"><li>as-of &lt;b&gt;184&lt;/b&gt; days late</li></ul>' in html
-    del summary["warnings"]
-    assert 'id="warnings"' not in write_index(tmp_path, summary, [], "ko").read_text("utf-8")
+    assert "&lt;i&gt;VIP&lt;/i&gt;" in html  # the segment's name comes from the map, escaped
+    quiet = summary.model_copy(update={"warnings": []})
+    assert 'id="warnings"' not in write_index(tmp_path, quiet, [], "ko", labels).read_text("utf-8")

@@ -202,7 +202,18 @@ class Artifacts:
 
     def labels(self, lang: str) -> dict[str, str]:
         """RFM segment id -> display name in ``lang``."""
-        return {s["id"]: s["ko" if lang == "ko" else "en"] for s in self.segment_map["segments"]}
+        return map_labels(self.segment_map, lang)
+
+
+def map_labels(segment_map: dict[str, Any], lang: str) -> dict[str, str]:
+    """RFM segment id -> display name in ``lang``, from ``segment_map.json``."""
+    return {s["id"]: s["ko" if lang == "ko" else "en"] for s in segment_map["segments"]}
+
+
+def segment_labels(folder: Path, lang: str) -> dict[str, str]:
+    """RFM segment id -> display name in ``lang`` for a run folder (its segment_map.json)."""
+    path = Path(folder) / ARTIFACTS / "segment_map.json"
+    return map_labels(json.loads(path.read_text(encoding="utf-8")), lang)
 
 
 def write_rfm_artifacts(folder: Path, prep: Prepared, pseudonym_key: bytes | None = None) -> None:

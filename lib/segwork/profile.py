@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segwork.summary import Method
 
 RFM = ("recency_days", "frequency", "monetary")
 
@@ -150,20 +153,24 @@ def segment_cards(
     return cards
 
 
-def cluster_name(
-    method_summary: Mapping[str, Any], cluster: str, labels: Mapping[str, str], lang: str
-) -> str:
+def summary_key(cluster: str) -> str:
+    """A cluster label as the summary keys it: HDBSCAN's ``-1`` is ``noise``."""
+    return "noise" if cluster in ("-1", "noise") else cluster
+
+
+def cluster_name(method_summary: Method, cluster: str, labels: Mapping[str, str], lang: str) -> str:
     """Suggested name in ``lang``: the dominant RFM group with its share, else the stored code.
 
     The summary holds ids only (``vip``, ``recent+frequent+high_spend``); this is where they
     become words.
     """
-    if cluster in ("-1", "noise"):
+    key = summary_key(cluster)
+    if key == "noise":
         return "노이즈 (밀집 그룹 없음)" if lang == "ko" else "noise (no dense group)"
-    for d in method_summary.get("dominant_groups", {}).get("rfm", []):
-        if str(d["cluster"]) == cluster:
-            return f"{labels.get(str(d['dominant']), str(d['dominant']))} ({d['share']:.0%})"
-    code = str(method_summary.get("names", {}).get(cluster, cluster))
+    for d in method_summary.dominant_groups.get("rfm", []):
+        if d.cluster == key:
+            return f"{labels.get(d.dominant, d.dominant)} ({d.share:.0%})"
+    code = method_summary.names.get(key, key)
     return labels.get(code) or profile_text(code, lang)
 
 
@@ -179,28 +186,25 @@ def cluster_cards(
     customers: pd.DataFrame,
     top: pd.DataFrame,
     method: str,
-    method_summary: Mapping[str, Any],
+    method_summary: Method | None,
     segment_map: Mapping[str, Any],
     lang: str,
 ) -> list[ProfileCard]:
     """One card per cluster of ``method``: suggested name, rules, and the dominant group's actions."""
     column = f"{method}_cluster"
-    if column not in customers or method_summary.get("status") != "ok":
+    if column not in customers or method_summary is None or method_summary.status != "ok":
         return []
     stats = group_stats(customers, column)
     lk = "ko" if lang == "ko" else "en"
     labels = {s["id"]: s[lk] for s in segment_map["segments"]}
     by_id = {s["id"]: s for s in segment_map["segments"]}
-    dominant = {
-        str(d["cluster"]): str(d["dominant"])
-        for d in method_summary.get("dominant_groups", {}).get("rfm", [])
-    }
-    rules = method_summary.get("rules", {}).get("rules", {})
+    dominant = {d.cluster: d.dominant for d in method_summary.dominant_groups.get("rfm", [])}
+    rules = method_summary.rules.rules if method_summary.rules else {}
     cards = []
     for group in sorted(
         stats.index, key=lambda g: (g == "-1", int(g) if g.lstrip("-").isdigit() else 0)
     ):
-        seg = by_id.get(dominant.get(group, ""), {})
+        seg = by_id.get(dominant.get(summary_key(group), ""), {})
         cards.append(
             _card(
                 method,
@@ -211,7 +215,7 @@ def cluster_cards(
                 stage=_t(seg["stage"], lang) if seg and group != "-1" else "",
                 kpi=str(seg.get("kpi", {}).get(lk, "")) if group != "-1" else "",
                 actions=tuple(seg.get("actions", {}).get(lk, ())) if group != "-1" else (),
-                rules=tuple(r["rule"] for r in rules.get(group, [])[:2]),
+                rules=tuple(r.rule for r in rules.get(summary_key(group), [])[:2]),
             )
         )
     return cards

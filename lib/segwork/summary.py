@@ -382,6 +382,29 @@ class Summary(Model):
     timings: Timings
 
 
+class HeadlineLedger(BaseModel):
+    """The two ledger figures the monthly index lists."""
+
+    rows_kept: int
+    revenue_kept: float
+
+
+class Headline(BaseModel):
+    """What the monthly index reads from any month's summary.json, older versions included."""
+
+    as_of: date
+    customers: int
+    ledger: HeadlineLedger
+
+
+def read_headline(path: str | Path) -> Headline | None:
+    """The headline figures of a summary.json written by any segwork version; None if unreadable."""
+    try:
+        return Headline.model_validate_json(Path(path).read_bytes())
+    except (OSError, ValidationError):
+        return None
+
+
 # --------------------------------------------------------------------------- building
 
 

@@ -8,13 +8,16 @@ notebook shows each figure exactly once. Korean text renders with NanumGothic, s
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import koreanize_matplotlib  # noqa: F401  (registers NanumGothic and sets it as the font family)
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segwork.summary import Ledger, Method
 
 TEXT: dict[str, dict[str, str]] = {
     "ledger": {"ko": "데이터 원장: 행 수", "en": "Data ledger: rows"},
@@ -86,14 +89,12 @@ def _fig(width: float = 8.0, height: float = 4.0, ncols: int = 1) -> tuple[Figur
     return fig, axes
 
 
-def ledger_waterfall(
-    ledger: Mapping[str, Any], reason_labels: Mapping[str, str], lang: str
-) -> Figure:
+def ledger_waterfall(ledger: Ledger, reason_labels: Mapping[str, str], lang: str) -> Figure:
     """Rows read, removed per reason, and kept, as a horizontal waterfall."""
-    dropped = ledger.get("dropped", {})
+    dropped = ledger.dropped
     names = [t("read", lang), *[reason_labels.get(r, r) for r in dropped], t("kept", lang)]
-    values = [ledger["rows_in"], *[-d["rows"] for d in dropped.values()], ledger["rows_kept"]]
-    starts, level = [], ledger["rows_in"]
+    values = [ledger.rows_in, *[-d.rows for d in dropped.values()], ledger.rows_kept]
+    starts, level = [], ledger.rows_in
     for v in values[1:-1]:
         level += v
         starts.append(level)
@@ -107,7 +108,7 @@ def ledger_waterfall(
         ax.text(left + w, yi, f" {w:,}", va="center", fontsize=8)
     ax.set_yticks(y, names)
     ax.set_xlabel(t("rows", lang))
-    ax.set_xlim(0, ledger["rows_in"] * 1.18 or 1)
+    ax.set_xlim(0, ledger.rows_in * 1.18 or 1)
     ax.set_title(t("ledger", lang))
     return fig
 
@@ -212,21 +213,21 @@ def share_bars(table: pd.DataFrame, lang: str) -> Figure:
     return fig
 
 
-def kmeans_selection(
-    scores: Mapping[str, Sequence[float]], chosen_k: int, ward: Mapping[str, Any] | None, lang: str
-) -> Figure:
+def kmeans_selection(kmeans: Method | None, ward: Method | None, lang: str) -> Figure:
     """Elbow (inertia) and silhouette per k for K-Means, Ward's silhouette beside it."""
     fig, (a, b) = _fig(10, 3.4, 2)
-    ks = list(scores.get("k", []))
-    a.plot(ks, scores.get("inertia", []), marker="o", color=PALETTE[0])
+    scores = kmeans.selection.scores if kmeans else None
+    chosen_k = kmeans.n_clusters if kmeans else None
+    ks = scores.k if scores else []
+    a.plot(ks, (scores.inertia or []) if scores else [], marker="o", color=PALETTE[0])
     a.set_xlabel(t("k", lang))
     a.set_ylabel(t("inertia", lang))
     a.set_title(t("elbow", lang))
-    b.plot(ks, scores.get("silhouette", []), marker="o", color=PALETTE[0], label="K-Means")
-    if ward and ward.get("scores"):
+    b.plot(ks, scores.silhouette if scores else [], marker="o", color=PALETTE[0], label="K-Means")
+    if ward and ward.selection.scores:
         b.plot(
-            ward["scores"]["k"],
-            ward["scores"]["silhouette"],
+            ward.selection.scores.k,
+            ward.selection.scores.silhouette,
             marker="s",
             color=PALETTE[1],
             label="Ward",
@@ -241,9 +242,11 @@ def kmeans_selection(
     return fig
 
 
-def dendrogram(linkage: np.ndarray, chosen_k: int | None, lang: str) -> Figure:
+def dendrogram(linkage: np.ndarray, ward: Method | None, lang: str) -> Figure:
     """The top of the Ward tree (last 30 merges), with the cut height for the chosen k."""
     from scipy.cluster.hierarchy import dendrogram as scipy_dendrogram
+
+    chosen_k = ward.n_clusters if ward else None
 
     fig, ax = _fig(9, 3.6)
     if len(linkage) >= 2:
@@ -264,10 +267,11 @@ def dendrogram(linkage: np.ndarray, chosen_k: int | None, lang: str) -> Figure:
     return fig
 
 
-def dbcv_grid(grid: Sequence[Mapping[str, Any]], lang: str) -> Figure:
+def dbcv_grid(hdbscan: Method | None, lang: str) -> Figure:
     """DBCV for each (min_cluster_size, min_samples) tried, annotated with clusters and noise."""
     fig, ax = _fig(8, 3.4)
-    df = pd.DataFrame(list(grid))
+    grid = (hdbscan.selection.grid or []) if hdbscan else []
+    df = pd.DataFrame([g.model_dump() for g in grid])
     if not df.empty:
         df["dbcv"] = pd.to_numeric(df["dbcv"], errors="coerce")  # null when no cluster was found
         df = df[np.isfinite(df["dbcv"])]

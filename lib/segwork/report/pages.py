@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -11,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from segwork.report.session import NotebookResult
+    from segwork.summary import Summary
 
 
 from segwork.config import TEMPLATES_DIR
 from segwork.report.fonts import embed_font
 from segwork.report.views import PAGE_TITLES, headline_comparison, reason_labels
+from segwork.summary import read_headline
 
 Progress = Callable[[str], None]
 
@@ -37,53 +38,60 @@ def _jinja() -> Any:
 
 
 def index_context(
-    summary: Mapping[str, Any], pages: list[tuple[str, str]], lang: str
+    summary: Summary,
+    pages: list[tuple[str, str]],
+    lang: str,
+    segment_labels: Mapping[str, str],
 ) -> dict[str, Any]:
-    """Everything the executive summary shows, as plain values (escaped by the template)."""
-    led = summary["ledger"]
+    """Everything the executive summary shows, as plain values (escaped by the template).
+
+    ``segment_labels`` maps RFM segment ids to display names (the summary holds ids only)."""
+    led = summary.ledger
     labels = reason_labels(lang)
-    groups = summary["rfm"]["groups"]
-    total_rev = sum(g["revenue"] for g in groups.values()) or 1.0
-    total_n = sum(g["customers"] for g in groups.values()) or 1
-    key = "label_ko" if _ko(lang) else "label_en"
+    groups = summary.rfm.groups
+    total_rev = sum(g.revenue for g in groups.values()) or 1.0
+    total_n = sum(g.customers for g in groups.values()) or 1
     segments = [
         {
-            "name": g[key],
-            "customers": g["customers"],
-            "customer_share": 100 * g["customers"] / total_n,
-            "revenue_share": 100 * g["revenue"] / total_rev,
+            "name": segment_labels.get(gid, gid),
+            "customers": g.customers,
+            "customer_share": 100 * g.customers / total_n,
+            "revenue_share": 100 * g.revenue / total_rev,
         }
-        for g in groups.values()
+        for gid, g in groups.items()
     ]
     segments.sort(key=lambda s: -s["revenue_share"])
     return {
         "lang": lang,
         "ko": _ko(lang),
-        "as_of": summary["as_of"],
-        "period": summary["period"],
-        "source": Path(summary["source"]["path"]).name,
-        "customers": summary["customers"],
+        "as_of": summary.as_of.isoformat(),
+        "period": summary.period,
+        "source": Path(summary.source.path).name,
+        "customers": summary.customers,
         "ledger": led,
-        "dropped": [
-            (labels.get(r, r), d["rows"], d["revenue"]) for r, d in led.get("dropped", {}).items()
-        ],
+        "dropped": [(labels.get(r, r), d.rows, d.revenue) for r, d in led.dropped.items()],
         "segments": segments,
-        "warnings": [w["message"] for w in summary.get("warnings", [])],
+        "warnings": [w.message for w in summary.warnings],
         "comparison": headline_comparison(summary, lang),
         "pages": pages,
-        "version": summary.get("segwork_version", ""),
+        "version": summary.segwork_version,
     }
 
 
 def write_index(
-    build: Path, summary: Mapping[str, Any], results: list[NotebookResult], lang: str
+    build: Path,
+    summary: Summary,
+    results: list[NotebookResult],
+    lang: str,
+    segment_labels: Mapping[str, str],
 ) -> Path:
     """The executive summary page ``index.html`` linking every notebook page."""
     pages = [
         (r.html.name, PAGE_TITLES.get(r.name, {}).get("ko" if _ko(lang) else "en", r.name))
         for r in results
     ]
-    text = _jinja().get_template("index.html.j2").render(**index_context(summary, pages, lang))
+    context = index_context(summary, pages, lang, segment_labels)
+    text = _jinja().get_template("index.html.j2").render(**context)
     dest = build / "index.html"
     dest.write_text(embed_font(text), encoding="utf-8")
     return dest
@@ -95,17 +103,18 @@ def month_entries(root: Path) -> list[dict[str, Any]]:
     for d in sorted(
         (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), reverse=True
     ):
-        s_path = d / "summary.json"
-        if not (s_path.is_file() and (d / "index.html").is_file()):
+        if not (d / "index.html").is_file():
             continue
-        s = json.loads(s_path.read_text(encoding="utf-8"))
+        s = read_headline(d / "summary.json")
+        if s is None:
+            continue
         out.append(
             {
                 "folder": d.name,
-                "as_of": s.get("as_of", ""),
-                "customers": s.get("customers", 0),
-                "rows_kept": s.get("ledger", {}).get("rows_kept", 0),
-                "revenue_kept": s.get("ledger", {}).get("revenue_kept", 0.0),
+                "as_of": s.as_of.isoformat(),
+                "customers": s.customers,
+                "rows_kept": s.ledger.rows_kept,
+                "revenue_kept": s.ledger.revenue_kept,
             }
         )
     return out

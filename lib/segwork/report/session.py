@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from segwork.artifacts import segment_labels, summary_path
 from segwork.config import KERNEL, NOTEBOOKS_DIR
 from segwork.errors import ReportError, SegworkInputError
 from segwork.report.execute import Children, Job, Limits, execute
 from segwork.report.export import export_html
 from segwork.report.pages import write_index
 from segwork.report.views import PAGE_TITLES
+from segwork.summary import read_summary
 
 if TYPE_CHECKING:  # pragma: no cover
     from segwork.config import RunParams
@@ -233,8 +235,9 @@ class ReportSession:
                 raise ReportError(failure_message(failed[0], kept, kept.parent))
         finally:
             shutil.rmtree(self.logs, ignore_errors=True)
-        summary = json.loads((self.build / "summary.json").read_text(encoding="utf-8"))
-        write_index(self.build, summary, results, self.params.lang)
+        summary = read_summary(summary_path(self.build))  # summary.json comes last, with timings
+        lang = self.params.lang
+        write_index(self.build, summary, results, lang, segment_labels(self.build, lang))
         self.say(f"report pages: {', '.join(r.html.name for r in results)}, index.html")
         return results
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from segwork.artifacts import Artifacts
 
 if TYPE_CHECKING:  # pragma: no cover
-    pass
+    from segwork.summary import Ledger, Method, Summary
 
 
 from segwork.config import METHODS, NOTEBOOKS  # noqa: F401
@@ -87,30 +86,30 @@ def reason_labels(lang: str) -> dict[str, str]:
 def headline(art: Artifacts, lang: str) -> pd.DataFrame:
     """One-row overview: as-of date, period, source file name, customers, rows kept."""
     s = art.summary
-    led = s["ledger"]
+    led = s.ledger
     row = {
-        ("기준일" if _ko(lang) else "As of"): s["as_of"],
-        ("기간" if _ko(lang) else "Period"): f"{s['period']['first']} ~ {s['period']['last']}",
-        ("데이터" if _ko(lang) else "Data"): Path(s["source"]["path"]).name,
-        ("고객 수" if _ko(lang) else "Customers"): s["customers"],
-        ("사용 행" if _ko(lang) else "Rows kept"): f"{led['rows_kept']:,} / {led['rows_in']:,}",
+        ("기준일" if _ko(lang) else "As of"): s.as_of.isoformat(),
+        ("기간" if _ko(lang) else "Period"): f"{s.period.first} ~ {s.period.last}",
+        ("데이터" if _ko(lang) else "Data"): Path(s.source.path).name,
+        ("고객 수" if _ko(lang) else "Customers"): s.customers,
+        ("사용 행" if _ko(lang) else "Rows kept"): f"{led.rows_kept:,} / {led.rows_in:,}",
     }
     return pd.DataFrame([row])
 
 
-def ledger_table(ledger: Mapping[str, Any], lang: str) -> pd.DataFrame:
+def ledger_table(ledger: Ledger, lang: str) -> pd.DataFrame:
     """Rows and revenue read, dropped per reason and kept; shares of rows read."""
     labels = reason_labels(lang)
-    rows = [("read", ledger["rows_in"], ledger["revenue_in"])]
-    rows += [(r, -d["rows"], -d["revenue"]) for r, d in ledger.get("dropped", {}).items()]
-    rows.append(("kept", ledger["rows_kept"], ledger["revenue_kept"]))
+    rows = [("read", ledger.rows_in, ledger.revenue_in)]
+    rows += [(r, -d.rows, -d.revenue) for r, d in ledger.dropped.items()]
+    rows.append(("kept", ledger.rows_kept, ledger.revenue_kept))
     names = {"read": "읽은 행" if _ko(lang) else "Read", "kept": "사용" if _ko(lang) else "Kept"}
     df = pd.DataFrame(
         {
             ("항목" if _ko(lang) else "Step"): [names.get(r, labels.get(r, r)) for r, _, _ in rows],
             ("행 수" if _ko(lang) else "Rows"): [n for _, n, _ in rows],
             ("행 비중(%)" if _ko(lang) else "Share of rows (%)"): [
-                round(100 * abs(n) / ledger["rows_in"], 2) if ledger["rows_in"] else 0.0
+                round(100 * abs(n) / ledger.rows_in, 2) if ledger.rows_in else 0.0
                 for _, n, _ in rows
             ],
             ("매출" if _ko(lang) else "Revenue"): [round(float(v), 2) for _, _, v in rows],
@@ -125,9 +124,9 @@ def coverage_table(art: Artifacts, lang: str) -> pd.DataFrame:
     empty = [d.strftime("%Y-%m") for d in pd.to_datetime(m.loc[m["orders"] == 0, "month"])]
     s = art.summary
     keys = (
-        ("첫 구매", "First purchase", s["period"]["first"]),
-        ("마지막 구매", "Last purchase", s["period"]["last"]),
-        ("기준일", "As-of date", f"{s['as_of']} ({s['as_of_source']})"),
+        ("첫 구매", "First purchase", s.period.first.isoformat()),
+        ("마지막 구매", "Last purchase", s.period.last.isoformat()),
+        ("기준일", "As-of date", f"{s.as_of} ({s.as_of_source})"),
         ("개월 수", "Months", str(len(m))),
         ("주문 없는 달", "Months with no orders", ", ".join(empty) or "-"),
     )
@@ -184,20 +183,20 @@ def top_items(
 def quality_warnings(art: Artifacts, lang: str) -> pd.DataFrame:
     """Data-quality warnings a reader should know before trusting the segments."""
     ko = _ko(lang)
-    led = art.summary["ledger"]
-    out: list[str] = [w["message"] for w in art.summary.get("warnings", [])]
-    rows_in = max(int(led["rows_in"]), 1)
-    dropped = led.get("dropped", {})
-    share = 1 - led["rows_kept"] / rows_in
+    led = art.summary.ledger
+    out: list[str] = [w.message for w in art.summary.warnings]
+    rows_in = max(led.rows_in, 1)
+    dropped = led.dropped
+    share = 1 - led.rows_kept / rows_in
     if share > 0.2:
-        top = max(dropped, key=lambda r: dropped[r]["rows"]) if dropped else "-"
+        top = max(dropped, key=lambda r: dropped[r].rows) if dropped else "-"
         lab = reason_labels(lang).get(top, top)
         out.append(
             f"행의 {share:.1%}가 제외됨 (가장 큰 사유: {lab})"
             if ko
             else f"{share:.1%} of rows were dropped (largest reason: {lab})"
         )
-    miss = dropped.get("missing_customer", {}).get("rows", 0) / rows_in
+    miss = dropped["missing_customer"].rows / rows_in if "missing_customer" in dropped else 0.0
     if miss > 0.05:
         out.append(
             f"고객번호 없는 행 {miss:.1%}: 이 매출은 세그먼트에 포함되지 않음"
@@ -225,8 +224,8 @@ def quality_warnings(art: Artifacts, lang: str) -> pd.DataFrame:
             if ko
             else f"{neg:,} customers with net revenue <= 0 (refunds exceed purchases)"
         )
-    for col, info in art.summary["rfm"]["edges"].items():
-        edges = info["edges"]
+    for col, info in art.summary.rfm.edges.items():
+        edges = info.edges
         if len(set(edges)) < len(edges):
             name = {"recency_days": "R", "frequency": "F", "monetary": "M"}[col]
             out.append(
@@ -242,13 +241,13 @@ def quality_warnings(art: Artifacts, lang: str) -> pd.DataFrame:
 def edges_table(art: Artifacts, lang: str) -> pd.DataFrame:
     """Bin edges per score and how many customers sit exactly on each edge."""
     rows = []
-    for col, info in art.summary["rfm"]["edges"].items():
+    for col, info in art.summary.rfm.edges.items():
         rows.append(
             {
                 "score": {"recency_days": "R", "frequency": "F", "monetary": "M"}[col],
-                "source": info["source"],
-                "edges": ", ".join(f"{e:,.2f}" for e in info["edges"]),
-                "customers_on_edge": ", ".join(str(n) for n in info["customers_on_edge"]),
+                "source": info.source,
+                "edges": ", ".join(f"{e:,.2f}" for e in info.edges),
+                "customers_on_edge": ", ".join(str(n) for n in info.customers_on_edge),
             }
         )
     df = pd.DataFrame(rows)
@@ -312,9 +311,10 @@ def top_customers(art: Artifacts, lang: str, n: int = 10) -> pd.DataFrame:
     return df
 
 
-def method(art: Artifacts, name: str) -> dict[str, Any]:
-    """The clustering summary of one method ({} when it did not run)."""
-    return dict(art.summary.get("clustering", {}).get("methods", {}).get(name, {}))
+def method(art: Artifacts, name: str) -> Method | None:
+    """The clustering summary of one method (None when it did not run)."""
+    clus = art.summary.clustering
+    return clus.methods.get(name) if clus else None
 
 
 def selection_table(art: Artifacts, lang: str) -> pd.DataFrame:
@@ -322,32 +322,33 @@ def selection_table(art: Artifacts, lang: str) -> pd.DataFrame:
     rows = []
     for m in METHODS:
         s = method(art, m)
-        if not s:
+        if s is None:
             continue
-        sel = s.get("selection", {})
+        sel = s.selection
         score = None
-        if m in ("kmeans", "ward") and sel.get("scores"):
-            ks, sil = sel["scores"]["k"], sel["scores"]["silhouette"]
-            score = round(sil[ks.index(sel["chosen_k"])], 4) if sel.get("chosen_k") in ks else None
+        if m in ("kmeans", "ward") and sel.scores:
+            ks, sil = sel.scores.k, sel.scores.silhouette
+            best = sil[ks.index(sel.chosen_k)] if sel.chosen_k in ks else None
+            score = round(best, 4) if best is not None else None
         if m == "hdbscan":
             chosen = [
                 g
-                for g in sel.get("grid", [])
-                if g["min_cluster_size"] == sel.get("chosen_min_cluster_size")
-                and g["min_samples"] == sel.get("chosen_min_samples")
+                for g in sel.grid or []
+                if g.min_cluster_size == sel.chosen_min_cluster_size
+                and g.min_samples == sel.chosen_min_samples
             ]
-            score = round(chosen[0]["dbcv"], 4) if chosen else None
+            score = round(chosen[0].dbcv, 4) if chosen and chosen[0].dbcv is not None else None
         rows.append(
             {
                 "method": m,
-                "status": s.get("status"),
-                "clusters": s.get("n_clusters"),
-                "rule": sel.get("rule", sel.get("reason", "")),
+                "status": s.status,
+                "clusters": s.n_clusters,
+                "rule": sel.rule or sel.reason or "",
                 "score": score,
-                "noise_share": round(s.get("noise", {}).get("share", 0.0), 4)
+                "noise_share": round(s.noise.share if s.noise else 0.0, 4)
                 if m == "hdbscan"
                 else None,
-                "sampled": s.get("sampled"),
+                "sampled": s.sampled,
             }
         )
     df = pd.DataFrame(rows)
@@ -368,27 +369,26 @@ def selection_table(art: Artifacts, lang: str) -> pd.DataFrame:
 
 def kmeans_scores(art: Artifacts) -> pd.DataFrame:
     """K-Means model-selection scores per k (silhouette, Calinski-Harabasz, Davies-Bouldin, inertia)."""
-    sc = method(art, "kmeans").get("selection", {}).get("scores")
-    if not sc:
+    km = method(art, "kmeans")
+    sc = km.selection.scores if km else None
+    if sc is None:
         return pd.DataFrame()
     cols = ["k", "silhouette", "calinski_harabasz", "davies_bouldin", "inertia"]
-    return pd.DataFrame({c: sc[c] for c in cols}).set_index("k").astype(float).round(4)
+    return pd.DataFrame({c: getattr(sc, c) for c in cols}).set_index("k").astype(float).round(4)
 
 
 def dbcv_table(art: Artifacts) -> pd.DataFrame:
     """HDBSCAN grid: each (min_cluster_size, min_samples) with clusters, noise share and DBCV."""
-    grid = method(art, "hdbscan").get("selection", {}).get("grid", [])
-    df = pd.DataFrame(grid)
+    hd = method(art, "hdbscan")
+    grid = hd.selection.grid or [] if hd else []
+    df = pd.DataFrame([g.model_dump() for g in grid])
     return df.round(4) if not df.empty else df
 
 
 def cluster_counts(art: Artifacts) -> dict[str, dict[str, int]]:
     """Customers per cluster for each method that ran."""
-    return {
-        m: dict(art.summary["segments"].get(m, {}))
-        for m in METHODS
-        if art.summary["segments"].get(m)
-    }
+    segments = art.summary.segments
+    return {m: dict(getattr(segments, m)) for m in METHODS if getattr(segments, m)}
 
 
 def cluster_count_table(art: Artifacts, lang: str) -> pd.DataFrame:
@@ -403,13 +403,14 @@ def cluster_count_table(art: Artifacts, lang: str) -> pd.DataFrame:
 
 def notes(art: Artifacts) -> pd.DataFrame:
     """Plain-English notes the methods left (sampling, degenerate fits)."""
-    rows = [(m, n) for m in METHODS for n in method(art, m).get("notes", [])]
+    rows = [(m, n) for m in METHODS if (s := method(art, m)) for n in s.notes]
     return pd.DataFrame(rows, columns=["method", "note"])
 
 
 def agreement(art: Artifacts, metric: str = "ari") -> pd.DataFrame:
     """Pairwise agreement (ARI or AMI) between all segmentations, rounded."""
-    d = art.summary.get("clustering", {}).get("agreement", {}).get(metric, {})
+    clus = art.summary.clustering
+    d = getattr(clus.agreement, metric) if clus else {}
     return pd.DataFrame(d).astype(float).round(3)
 
 
@@ -421,16 +422,16 @@ def rules_table(art: Artifacts, lang: str) -> pd.DataFrame:
     rows = []
     for m in METHODS:
         s = method(art, m)
-        for cluster, rules in s.get("rules", {}).get("rules", {}).items():
+        for cluster, rules in (s.rules.rules if s and s.rules else {}).items():
             r = rules[0]
             rows.append(
                 {
                     "method": m,
                     "cluster": cluster,
                     "name": cluster_name(s, cluster, labels, lang),
-                    "rule": r["rule"],
-                    "precision": round(r["precision"], 3),
-                    "coverage": round(r["coverage"], 3),
+                    "rule": r.rule,
+                    "precision": round(r.precision, 3),
+                    "coverage": round(r.coverage, 3),
                 }
             )
     df = pd.DataFrame(rows)
@@ -450,11 +451,7 @@ def rules_table(art: Artifacts, lang: str) -> pd.DataFrame:
 
 def stability(art: Artifacts) -> dict[str, float | None]:
     """Mean bootstrap ARI per method that has one."""
-    return {
-        m: method(art, m)["stability"]["mean_ari"]
-        for m in METHODS
-        if method(art, m).get("stability")
-    }
+    return {m: s.stability.mean_ari for m in METHODS if (s := method(art, m)) and s.stability}
 
 
 def stability_table(art: Artifacts) -> pd.DataFrame:
@@ -462,15 +459,15 @@ def stability_table(art: Artifacts) -> pd.DataFrame:
     rows = []
     for m in METHODS:
         s = method(art, m)
-        if s.get("stability"):
-            st = s["stability"]
-            seed = s.get("seed_sensitivity", {}).get("mean_ari")
+        if s and s.stability:
+            st = s.stability
+            seed = s.seed_sensitivity.mean_ari if s.seed_sensitivity else None
             rows.append(
                 {
                     "method": m,
-                    "mean_ari": round(st["mean_ari"], 3) if st["mean_ari"] is not None else None,
-                    "min_ari": round(st["min_ari"], 3) if st["min_ari"] is not None else None,
-                    "repeats": st["repeats"],
+                    "mean_ari": round(st.mean_ari, 3) if st.mean_ari is not None else None,
+                    "min_ari": round(st.min_ari, 3) if st.min_ari is not None else None,
+                    "repeats": st.repeats,
                     "seed_mean_ari": round(seed, 3) if seed is not None else None,
                 }
             )
@@ -479,47 +476,47 @@ def stability_table(art: Artifacts) -> pd.DataFrame:
 
 def truth_table(art: Artifacts) -> pd.DataFrame:
     """ARI of each segmentation against planted personas (synthetic data only; else empty)."""
-    truth = art.summary.get("clustering", {}).get("truth")
-    if not truth:
+    clus = art.summary.clustering
+    if clus is None or clus.truth is None:
         return pd.DataFrame()
-    return pd.DataFrame({"ari_vs_truth": truth["ari_vs_truth"]}).round(3)
+    return pd.DataFrame({"ari_vs_truth": clus.truth.ari_vs_truth}).round(3)
 
 
-def truth_sentence(summary: Mapping[str, Any], lang: str) -> str | None:
+def truth_sentence(summary: Summary, lang: str) -> str | None:
     """Which method best recovers the planted personas (synthetic data only), and whether >= 0.8."""
-    truth = summary.get("clustering", {}).get("truth")
-    if not truth or not truth.get("best_method"):
+    truth = summary.clustering.truth if summary.clustering else None
+    if truth is None or not truth.best_method:
         return None
-    scores = truth["ari_vs_truth"]
+    scores = truth.ari_vs_truth
     listed = ", ".join(f"{m} {scores[m]:.2f}" for m in METHODS if m in scores)
-    best, ari = truth["best_method"], truth["best_ari"]
+    best, ari = truth.best_method, truth.best_ari
     if _ko(lang):
-        verdict = "0.8 이상 달성" if truth.get("any_reaches_0_8") else "0.8 미달"
+        verdict = "0.8 이상 달성" if truth.any_reaches_0_8 else "0.8 미달"
         return f"심어 둔 페르소나 대비 ARI: {listed}; 가장 잘 찾은 방법은 {best} ({ari:.2f}, {verdict})"
-    verdict = "reaches 0.8" if truth.get("any_reaches_0_8") else "below 0.8"
+    verdict = "reaches 0.8" if truth.any_reaches_0_8 else "below 0.8"
     return f"ARI against the planted personas: {listed}; best is {best} ({ari:.2f}, {verdict})"
 
 
-def headline_comparison(summary: Mapping[str, Any], lang: str) -> list[str]:
+def headline_comparison(summary: Summary, lang: str) -> list[str]:
     """One sentence per clustering method (clusters, agreement with RFM, stability) + the truth."""
-    clus = summary.get("clustering", {})
-    ari = clus.get("agreement", {}).get("ari", {})
+    clus = summary.clustering
+    ari = clus.agreement.ari if clus else {}
     out = []
     for m in METHODS:
-        s = clus.get("methods", {}).get(m)
-        if not s:
+        s = clus.methods.get(m) if clus else None
+        if s is None:
             continue
         a = ari.get(m, {}).get("rfm")
-        st = (s.get("stability") or {}).get("mean_ari")
+        st = s.stability.mean_ari if s.stability else None
         a_txt = f"{a:.2f}" if a is not None else "-"
         st_txt = f"{st:.2f}" if st is not None else "-"
         if _ko(lang):
             out.append(
-                f"{m}: 군집 {s.get('n_clusters', 0)}개, RFM 그룹과의 일치도(ARI) {a_txt}, 안정성 {st_txt}"
+                f"{m}: 군집 {s.n_clusters}개, RFM 그룹과의 일치도(ARI) {a_txt}, 안정성 {st_txt}"
             )
         else:
             out.append(
-                f"{m}: {s.get('n_clusters', 0)} clusters, agreement with RFM groups (ARI) {a_txt}, stability {st_txt}"
+                f"{m}: {s.n_clusters} clusters, agreement with RFM groups (ARI) {a_txt}, stability {st_txt}"
             )
     truth = truth_sentence(summary, lang)
     return [*out, truth] if truth else out
