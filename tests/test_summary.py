@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
 from segwork import summary as S
-from segwork.config import RunParams
+from segwork.artifacts import STAGE_SUMMARY
+from segwork.config import NOTEBOOKS_DIR, RunParams
 from segwork.errors import SegworkInputError
-from segwork.pipeline import cluster, load_truth, start
+from segwork.run import run
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
 def run_summary(params: RunParams) -> dict[str, Any]:
-    """The JSON a run writes as summary.json, parsed (ledger, RFM, clusters, timings)."""
-    cfg, data, prep = start(params)
-    clus = cluster(prep, params, load_truth(data), lambda _m: None)
-    timings = {**prep.timings.seconds, "total": sum(prep.timings.seconds.values())}
-    summary = S.build_summary(prep, cfg, params, clus.summary, timings)
-    return json.loads(S.dump(summary))
+    """``segwork run`` (no report) and the summary.json it wrote, parsed."""
+    out = run(params)
+    return json.loads((out / "summary.json").read_text(encoding="utf-8"))
 
 
 def validate(doc: dict[str, Any]) -> None:
@@ -39,8 +39,11 @@ def validate(doc: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> dict[str, Any]:
     """summary.json of the seeded synthetic shop (600 customers), report language Korean."""
-    cache = tmp_path_factory.mktemp("synth")
-    return run_summary(RunParams(synth_customers=600, data_cache=str(cache), lang="ko"))
+    tmp = tmp_path_factory.mktemp("synth")
+    params = RunParams(
+        synth_customers=600, data_cache=str(tmp / "cache"), out_dir=str(tmp / "out"), report=False
+    )
+    return run_summary(params)
 
 
 def test_shipped_schema_is_the_generated_one():
@@ -119,10 +122,69 @@ def test_cluster_key():
     ]  # fmt: skip
 
 
+def test_summary_json_is_written_once_per_run(tmp_path, monkeypatch):
+    # the early notebooks read artifacts/stage_summary.json; OUT/summary.json comes once, last
+    import segwork.run as run_module
+
+    written: list[str] = []
+    real = run_module.write_summary
+
+    def counting(path, summary):
+        written.append(Path(path).name)
+        return real(path, summary)
+
+    monkeypatch.setattr(run_module, "write_summary", counting)
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    for name in ("02_rfm_segments", "03_clusters"):  # one early, one late notebook
+        shutil.copy(NOTEBOOKS_DIR / f"{name}.ipynb", nbs)
+    params = RunParams(
+        synth_customers=300,
+        data_cache=str(tmp_path / "cache"),
+        out_dir=str(tmp_path / "out"),
+        notebooks_dir=str(nbs),
+        lang="en",
+    )
+    out = run(params)
+    assert written.count("summary.json") == 1 and written[-1] == "summary.json"
+    assert written.count(STAGE_SUMMARY) == 2  # before the early notebooks, after clustering
+    final = S.read_summary(out / "summary.json")
+    assert set(final.timings.notebooks) == {"02_rfm_segments", "03_clusters"}
+    assert final.timings.report is not None and final.clustering is not None
+    stage = S.read_summary(out / "artifacts" / STAGE_SUMMARY)
+    assert stage.clustering == final.clustering and stage.ledger == final.ledger
+    validate(json.loads((out / "summary.json").read_text(encoding="utf-8")))
+    assert (out / "03_clusters.html").is_file() and (out / "index.html").is_file()
+
+
+def test_no_report_run_writes_summary_once_and_no_stage_file(tmp_path, monkeypatch):
+    import segwork.run as run_module
+
+    written: list[str] = []
+    real = run_module.write_summary
+    monkeypatch.setattr(
+        run_module, "write_summary", lambda p, s: (written.append(Path(p).name), real(p, s))[1]
+    )
+    params = RunParams(
+        synth_customers=200,
+        data_cache=str(tmp_path / "cache"),
+        out_dir=str(tmp_path / "out"),
+        report=False,
+        clusters=False,
+    )
+    out = run(params)
+    assert written == ["summary.json"]
+    summary = S.read_summary(out / "summary.json")
+    assert summary.clustering is None and summary.segments.kmeans is None
+    assert summary.timings.notebooks == {}
+    validate(json.loads((out / "summary.json").read_text(encoding="utf-8")))
+
+
 @pytest.mark.uci
 @pytest.mark.slow
 def test_uci_summary_validates(uci_parquet, tmp_path):
-    doc = run_summary(RunParams(data_path=str(uci_parquet), data_cache=str(tmp_path)))
+    params = RunParams(data_path=str(uci_parquet), out_dir=str(tmp_path / "out"), report=False)
+    doc = run_summary(params)
     validate(doc)
     assert doc["ledger"]["rows_in"] == 541_909
     assert doc["clustering"].get("truth") is None
