@@ -34,7 +34,14 @@ MARKER = ".segwork-report"
 DEFAULT_LOCK_TIMEOUT = 600.0  # seconds a run waits for another run writing the same OUT
 # What a report folder written before the marker existed can hold (top-level entries only).
 LEGACY_NAMES = frozenset(
-    {"summary.json", "segments.csv", "index.html", "artifacts", ".summary.json.tmp"}
+    {
+        "summary.json",
+        "segments.csv",
+        "segments.xlsx",
+        "index.html",
+        "artifacts",
+        ".summary.json.tmp",
+    }
 )
 PATH_MAX = 4096
 NOTEBOOK_PAGE = re.compile(r"^\d\d_[A-Za-z0-9_]+\.(ipynb|html)$")
