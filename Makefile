@@ -8,7 +8,7 @@ ARGS ?=
 export SEGWORK_UCI_DIR ?= $(wildcard $(abspath ../shared/data/online_retail))
 export MPLBACKEND := Agg
 
-.PHONY: install report test lint format lab bench clean help
+.PHONY: install report test lint format lab bench notebooks clean help
 
 help:  ## list targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,7 +29,7 @@ test: $(STAMP)  ## lint, then the whole test suite (UCI tests run when SEGWORK_U
 	$(BIN)/ruff check lib tests bench
 	$(BIN)/ruff format --check lib tests bench
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
-	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval notebooks/ --nbval-current-env \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval lib/segwork/notebooks/ --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg
 
 lint: $(STAMP)  ## ruff check
@@ -45,6 +45,10 @@ lab: $(STAMP)  ## JupyterLab on the segwork kernel
 bench: $(STAMP)  ## benchmarks (print figures; not part of the tests)
 	$(BIN)/python bench/rfm_table.py
 	$(BIN)/python bench/cluster_stage.py
+
+notebooks: $(STAMP)  ## re-execute the report notebooks in place (their outputs are what nbval compares)
+	cd lib/segwork/notebooks && $(abspath $(BIN))/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.kernel_name=segwork 0*.ipynb
 
 clean:  ## remove generated reports, caches and the synthetic data (keeps .venv)
 	rm -rf reports/[0-9]* reports/index.html data/synthetic .pytest_cache .ruff_cache

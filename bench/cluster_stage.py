@@ -88,7 +88,7 @@ def run_once(rfm_path: Path) -> dict:
     """One clustering stage on a cached RFM table (runs inside the child process)."""
     import pandas as pd
 
-    from segwork.compare import ClusterConfig, run_clustering
+    from segwork.clustering import ClusterConfig, run_clustering
     from segwork.rfm import RFMSegmenter
 
     table = pd.read_parquet(rfm_path).set_index("customer_id")

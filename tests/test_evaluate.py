@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 
-from segwork.cluster import HDBSCANSegmenter, KMeansSegmenter, WardSegmenter
 from segwork.evaluate import (
     agreement,
     bootstrap_stability,
@@ -19,7 +18,8 @@ from segwork.evaluate import (
     suggest_names,
     truth_agreement,
 )
-from tests.test_cluster import blobs
+from segwork.segmenters import HDBSCANSegmenter, KMeansSegmenter, WardSegmenter
+from tests.test_segmenters import blobs
 
 
 def test_agreement_matches_sklearn_on_known_contingency() -> None:

@@ -12,11 +12,11 @@ import nbformat
 import psutil
 import pytest
 
-from segwork import execute as ex
 from segwork.cli import main
-from segwork.errors import SegworkInputError
-from segwork.report import ReportError
-from segwork.run import RunParams, run
+from segwork.config import RunParams
+from segwork.errors import ReportError, SegworkInputError
+from segwork.report import execute as ex
+from segwork.run import run
 
 HEAD = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
 NOISE = "IPKernelApp.instance().log.error('planted kernel noise')"
@@ -232,7 +232,7 @@ def test_child_reports_a_ready_kernel_and_runs_the_next_notebook(tmp_path):
 
 
 def test_timeouts_must_be_positive(tmp_path):
-    from segwork.report import limits_of
+    from segwork.report.session import limits_of
 
     assert limits_of(RunParams()) == ex.Limits(kernel_start=60.0, notebook=900.0)
     with pytest.raises(SegworkInputError, match="notebook_timeout: 0 is not a positive"):

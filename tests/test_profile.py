@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from segwork import profile
+from segwork.report.cards import CardsView, cards_html
 
 SEGMAP = {
     "segments": [
@@ -98,10 +99,10 @@ def test_cluster_cards_use_dominant_group_name_rules_and_actions(customers, top)
 
 def test_card_html_escapes_data(customers, top):
     cards = profile.segment_cards(customers, top, SEGMAP, "en")
-    text = profile.cards_html(cards, "en")
+    text = cards_html(cards, "en")
     assert "<img src=x" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
     assert "2 customers (50.0%)" in text
-    assert "VIP: 2 customers" in repr(profile.CardsView(cards, "en"))
+    assert "VIP: 2 customers" in repr(CardsView(cards, "en"))
 
 
 def test_contingency_and_medians(customers):
@@ -128,15 +129,17 @@ def _without_timings(obj):
 
 
 def test_cluster_cards_from_the_real_stage_carry_stage_kpi_and_actions(tmp_path):
-    # The live path: run.compute -> run_clustering with the RFM reference run.py builds (with
+    # The live path: pipeline.compute -> run_clustering with the RFM reference run.py builds (with
     # label_lang set), summary through JSON, then the cards the report shows.
     from segwork.artifacts import customers_frame, segment_map_dict, top_items
-    from segwork.run import RunParams, compute
+    from segwork.config import RunParams
+    from segwork.pipeline import compute
 
     summaries = {}
     for lang in ("ko", "en"):
         params = RunParams(synth_customers=600, data_cache=str(tmp_path), lang=lang, report=False)
-        prep, clus, summary = compute(params)
+        res = compute(params)
+        prep, clus, summary = res.prep, res.clusters, res.summary
         summary = json.loads(json.dumps(summary))
         clustering = summary["clustering"]
         summaries[lang] = _without_timings(clustering)

@@ -252,8 +252,8 @@ def test_bad_out_is_refused_before_any_data_is_read(tmp_path, monkeypatch, capsy
     def no_reading(*_a, **_k):
         raise AssertionError("data was read before OUT was checked")
 
-    monkeypatch.setattr("segwork.run.start", no_reading)
-    monkeypatch.setattr("segwork.run.default_data", no_reading)
+    monkeypatch.setattr("segwork.pipeline.start", no_reading)
+    monkeypatch.setattr("segwork.pipeline.default_data", no_reading)
     before = snapshot(tmp_path) if case != "unwritable" else None
     code, err = run_main(capsys, "--out", out, "--quiet")
     assert code == 2
@@ -263,9 +263,10 @@ def test_bad_out_is_refused_before_any_data_is_read(tmp_path, monkeypatch, capsy
 
 
 def test_default_out_under_unwritable_reports_root_is_refused_early(tmp_path, monkeypatch):
-    from segwork.run import RunParams, run
+    from segwork.config import RunParams
+    from segwork.run import run
 
-    monkeypatch.setattr("segwork.run.start", lambda *a, **k: pytest.fail("data was read"))
+    monkeypatch.setattr("segwork.pipeline.start", lambda *a, **k: pytest.fail("data was read"))
     root = unwritable_folder(tmp_path) / "reports"
     with pytest.raises(SegworkInputError, match="not writable"):
         run(RunParams(reports_root=str(root), report=False))
@@ -339,7 +340,7 @@ def test_sweep_restores_out_when_a_run_died_between_the_renames(tmp_path):
 
 
 def test_keep_failed_never_deletes_a_folder_segwork_did_not_make(tmp_path):
-    from segwork.report import NotebookResult, keep_failed
+    from segwork.report.session import NotebookResult, keep_failed
 
     build = tmp_path / "build"
     build.mkdir()
@@ -469,7 +470,7 @@ def test_ctrl_c_during_a_run_exits_130_and_keeps_the_earlier_report(tmp_path, mo
     def interrupted(*_a, **_k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("segwork.run.cluster", interrupted)
+    monkeypatch.setattr("segwork.pipeline.cluster", interrupted)
     code, err = run_main(capsys, "--data", str(data), "--out", str(out), "--quiet")
     assert code == 130
     assert one_line(err) == f"segwork: interrupted; nothing published, {out} untouched"

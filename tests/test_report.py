@@ -14,7 +14,8 @@ import nbformat
 import pytest
 
 from segwork.cli import main
-from segwork.report import ledger_table, month_entries
+from segwork.report.pages import month_entries
+from segwork.report.views import ledger_table
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAD = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
@@ -126,8 +127,9 @@ def test_failing_notebook_exits_1_keeps_it_and_leaves_old_report(tmp_path, capsy
     broken = nbformat.read(ROOT / "notebooks" / "01_eda.ipynb", as_version=4)
     broken.cells.insert(4, nbformat.v4.new_code_cell("raise ValueError('planted failure')"))
     nbformat.write(broken, nbs / "01_eda.ipynb")
-    from segwork.report import ReportError
-    from segwork.run import RunParams, run
+    from segwork.config import RunParams
+    from segwork.errors import ReportError
+    from segwork.run import run
 
     params = RunParams(data_path=str(data), out_dir=str(out), notebooks_dir=str(nbs), lang="en")
     with pytest.raises(ReportError, match=r"01_eda failed at cell .*ValueError: planted failure"):
@@ -269,7 +271,7 @@ def test_cluster_count_table_puts_noise_first_and_fills_gaps():
 
 
 def test_index_lists_data_quality_warnings_escaped(tmp_path):
-    from segwork.report import write_index
+    from segwork.report.pages import write_index
 
     group = {"label_ko": "VIP", "label_en": "VIP", "customers": 2, "revenue": 10.0}
     summary = {

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:  # pragma: no cover
-    from segwork.compare import ClusteringResult
+    from segwork.clustering import ClusteringResult
     from segwork.pipeline import Prepared
 
 ARTIFACTS = "artifacts"
@@ -72,12 +72,12 @@ def customers_frame(prep: Prepared, clus: ClusteringResult | None) -> pd.DataFra
 def monthly_frame(prep: Prepared) -> pd.DataFrame:
     """Kept orders, revenue and active customers per calendar month, gaps filled with zeros."""
     df = prep.con.execute(
-        """
+        f"""
         SELECT date_trunc('month', invoice_date)::DATE AS month,
                count(DISTINCT coalesce(invoice_id, customer_id || '@' || invoice_date::VARCHAR)) AS orders,
                sum(amount) AS revenue,
                count(DISTINCT customer_id) AS customers
-        FROM tx_kept GROUP BY 1 ORDER BY 1
+        FROM {prep.store.kept} GROUP BY 1 ORDER BY 1
         """
     ).df()
     if df.empty:
@@ -114,13 +114,13 @@ def top_items(
     try:
         # one scan of the kept lines into a small (customer, country, product) table, then join
         con.execute(
-            """
+            f"""
             CREATE TEMP TABLE IF NOT EXISTS segwork_cust_items AS
             SELECT customer_id,
                    coalesce(nullif(trim(country), ''), '(unknown)') AS country,
                    coalesce(nullif(trim(product_name), ''), product_id, '(unknown)') AS product,
                    sum(amount) AS revenue
-            FROM tx_kept GROUP BY ALL
+            FROM {prep.store.kept} GROUP BY ALL
             """
         )
         df = con.execute(
@@ -201,36 +201,53 @@ class Artifacts:
         return {s["id"]: s["ko" if lang == "ko" else "en"] for s in self.segment_map["segments"]}
 
 
+def write_rfm_artifacts(folder: Path, prep: Prepared, pseudonym_key: bytes | None = None) -> None:
+    """What the notebooks that need no clusters draw from: customers with RFM columns, monthly
+    totals, top items overall and per RFM group, the segment map (written once, before clustering)."""
+    from segwork.outputs import write_json
+
+    art = Path(folder) / ARTIFACTS
+    art.mkdir(parents=True, exist_ok=True)
+    customers = customers_frame(prep, None)
+    _parquet(top_items(prep, customers, ("all", "rfm")), art / "top_items.parquet", index=False)
+    if pseudonym_key is not None:
+        customers = pseudonymise_index(customers, pseudonym_key)
+    _parquet(customers, art / "customers.parquet", index=True)
+    _parquet(monthly_frame(prep), art / "monthly.parquet", index=False)
+    write_json(art / "segment_map.json", segment_map_dict(prep))
+    write_json(art / "meta.json", {"pseudonymised": pseudonym_key is not None})
+
+
+def write_cluster_artifacts(
+    folder: Path, prep: Prepared, clus: ClusteringResult, pseudonym_key: bytes | None = None
+) -> None:
+    """What the cluster notebooks add: labels per customer, top items per cluster, the Ward tree.
+
+    Separate files beside the RFM ones, so nothing written before clustering is read back or
+    rewritten."""
+    art = Path(folder) / ARTIFACTS
+    art.mkdir(parents=True, exist_ok=True)
+    customers = customers_frame(prep, clus)
+    top = top_items(prep, customers, tuple(GROUPINGS)[1:])
+    _parquet(top, art / "top_items_clusters.parquet", index=False)
+    labels = customers[[c for c in customers.columns if c.endswith(("_cluster", "_probability"))]]
+    if pseudonym_key is not None:
+        labels = pseudonymise_index(labels, pseudonym_key)
+    _parquet(labels, art / "clusters.parquet", index=True)
+    linkage = pd.DataFrame(ward_linkage(clus), columns=["left", "right", "height", "size"])
+    _parquet(linkage, art / "ward_linkage.parquet", index=False)
+
+
 def write_artifacts(
     folder: Path,
     prep: Prepared,
     clus: ClusteringResult | None,
     pseudonym_key: bytes | None = None,
 ) -> Path:
-    """Write ``folder/artifacts/*`` (customer IDs hashed when a key is given); returns the folder."""
-    from segwork.outputs import write_json
-
-    art = Path(folder) / ARTIFACTS
-    art.mkdir(parents=True, exist_ok=True)
-    customers = customers_frame(prep, clus)
-    top_path = art / "top_items.parquet"
-    if clus is None:  # before clustering: what the RFM notebooks need
-        top = top_items(prep, customers, ("all", "rfm"))
-    elif top_path.is_file():  # after: add the clusters to what is already there
-        top = pd.read_parquet(top_path)
-        top = pd.concat([top, top_items(prep, customers, tuple(GROUPINGS)[1:])], ignore_index=True)
-    else:
-        top = top_items(prep, customers)
-    _parquet(top, top_path, index=False)
-    if pseudonym_key is not None:
-        customers = pseudonymise_index(customers, pseudonym_key)
-    _parquet(customers, art / "customers.parquet", index=True)
-    if not (art / "monthly.parquet").is_file():
-        _parquet(monthly_frame(prep), art / "monthly.parquet", index=False)
-    linkage = pd.DataFrame(ward_linkage(clus), columns=["left", "right", "height", "size"])
-    _parquet(linkage, art / "ward_linkage.parquet", index=False)
-    write_json(art / "segment_map.json", segment_map_dict(prep))
-    write_json(art / "meta.json", {"pseudonymised": pseudonym_key is not None})
+    """Write every artefact of a run (customer IDs hashed when a key is given); returns the folder."""
+    write_rfm_artifacts(folder, prep, pseudonym_key)
+    if clus is not None:
+        write_cluster_artifacts(folder, prep, clus, pseudonym_key)
     return Path(folder)
 
 
@@ -247,13 +264,21 @@ def load_artifacts(folder: str | Path) -> Artifacts:
     art = folder / ARTIFACTS
     read = lambda name: json.loads((art / name).read_text(encoding="utf-8"))  # noqa: E731
     customers = pd.read_parquet(art / "customers.parquet")
+    top = pd.read_parquet(art / "top_items.parquet")
+    linkage = np.zeros((0, 4))
+    if (art / "clusters.parquet").is_file():  # written after clustering, beside the RFM files
+        customers = customers.join(pd.read_parquet(art / "clusters.parquet"))
+        top = pd.concat(
+            [top, pd.read_parquet(art / "top_items_clusters.parquet")], ignore_index=True
+        )
+        linkage = pd.read_parquet(art / "ward_linkage.parquet").to_numpy(dtype=float)
     return Artifacts(
         folder=folder,
         summary=json.loads((folder / "summary.json").read_text(encoding="utf-8")),
         customers=customers,
         monthly=pd.read_parquet(art / "monthly.parquet"),
-        top=pd.read_parquet(art / "top_items.parquet"),
-        linkage=pd.read_parquet(art / "ward_linkage.parquet").to_numpy(dtype=float),
+        top=top,
+        linkage=linkage,
         segment_map=read("segment_map.json"),
         meta=read("meta.json"),
     )
@@ -270,15 +295,6 @@ def has_artifacts(folder: str | Path | None) -> bool:
 # --------------------------------------------------------------------------- standalone use
 
 
-def project_root(start: Path | None = None) -> Path:
-    """The nearest folder upwards holding segwork's pyproject.toml (else the start folder)."""
-    here = (start or Path.cwd()).resolve()
-    for p in (here, *here.parents):
-        if (p / "pyproject.toml").is_file() and (p / "lib" / "segwork").is_dir():
-            return p
-    return here
-
-
 def code_fingerprint() -> str:
     """Hash of segwork's own source and maps, so cached artefacts follow code changes."""
     pkg = Path(__file__).resolve().parent
@@ -293,28 +309,29 @@ def code_fingerprint() -> str:
 def load_or_build(out_dir: str | Path | None = None, **params: Any) -> Artifacts:
     """Artefacts from ``out_dir`` if a run wrote them there, else computed once into a cache.
 
-    ``params`` are :class:`segwork.run.RunParams` fields (data_path, config_path, as_of, seed,
+    ``params`` are :class:`segwork.config.RunParams` fields (data_path, config_path, as_of, seed,
     synth_customers, max_fit_size, silhouette_sample, ...). The cache is
-    ``<project>/data/notebook-artifacts/<hash of params and segwork's code>/``, so a code change
-    recomputes instead of showing stale numbers.
+    ``<cache>/notebook-artifacts/<hash of params and segwork's code>/`` (``config.cache_dir()``:
+    $SEGWORK_CACHE or ~/.cache/segwork), so a code change recomputes instead of showing stale numbers.
     """
     if has_artifacts(out_dir):
         return load_artifacts(out_dir)
+    from segwork.config import RunParams, cache_dir
     from segwork.outputs import write_json
+    from segwork.pipeline import compute
     from segwork.publish import atomic_dir
-    from segwork.run import RunParams, compute
 
-    root = project_root()
+    root = cache_dir()
     clean = {k: v for k, v in params.items() if v is not None}
     if clean.get("data_path"):
         clean["data_path"] = str(Path(clean["data_path"]).expanduser().resolve())
-    clean.setdefault("data_cache", str(root / "data" / "synthetic"))
+    clean.setdefault("data_cache", str(root / "synthetic"))
     key = json.dumps({**clean, "lang": None, "code": code_fingerprint()}, sort_keys=True)
-    cache = root / "data" / "notebook-artifacts" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    cache = root / "notebook-artifacts" / hashlib.sha256(key.encode()).hexdigest()[:16]
     if has_artifacts(cache):
         return load_artifacts(cache)
     with atomic_dir(cache) as tmp:
-        prep, clus, summary = compute(RunParams(**clean))
-        write_json(tmp / "summary.json", summary)
-        write_artifacts(tmp, prep, clus)
+        result = compute(RunParams(**clean))
+        write_json(tmp / "summary.json", result.summary)
+        write_artifacts(tmp, result.prep, result.clusters)
     return load_artifacts(cache)

@@ -1,6 +1,6 @@
 """Cleaning rules -> (kept lines, Ledger): every input row is kept or dropped for one named reason.
 
-The rules run in DuckDB over the canonical ``tx`` view made by :mod:`segwork.io`, in one pass,
+The rules run in DuckDB over the canonical ``tx`` view made by :mod:`segwork.read`, in one pass,
 so a 50M-row file is classified and aggregated without being loaded into pandas.
 """
 
@@ -13,6 +13,7 @@ import duckdb
 
 from segwork.errors import SegworkInputError
 from segwork.schema import CleanRules
+from segwork.store import BY_CUSTOMER, CLASSIFIED, KEPT, MATCHED, TX
 
 #: Drop reasons in the order they are tested: the first that matches is the row's reason.
 REASONS: tuple[str, ...] = (
@@ -174,8 +175,8 @@ def create_matched_table(
     con: duckdb.DuckDBPyConnection,
     rules: CleanRules,
     as_of: date | None,
-    source: str = "tx",
-    table: str = "tx_matched",
+    source: str = TX,
+    table: str = MATCHED,
 ) -> None:
     """Pair each cancellation with the purchase it reverses: the row ids of every matched line.
 
@@ -263,8 +264,8 @@ def create_classified_view(
     con: duckdb.DuckDBPyConnection,
     rules: CleanRules,
     as_of: date | None,
-    source: str = "tx",
-    view: str = "tx_classified",
+    source: str = TX,
+    view: str = CLASSIFIED,
 ) -> None:
     """One row per distinct line with ``n_copies`` (exact duplicates folded) and its ``reason``.
 
@@ -307,8 +308,8 @@ def create_classified_view(
 
 def create_kept_view(
     con: duckdb.DuckDBPyConnection,
-    source: str = "tx_classified",
-    view: str = "tx_kept",
+    source: str = CLASSIFIED,
+    view: str = KEPT,
     exclude_customers: tuple[str, ...] = (),
 ) -> None:
     """Kept lines, one per distinct line, for profiles and charts after the ledger is made.
@@ -325,8 +326,8 @@ def create_kept_view(
 
 def aggregate_by_customer(
     con: duckdb.DuckDBPyConnection,
-    source: str = "tx_classified",
-    table: str = "cust_reason",
+    source: str = CLASSIFIED,
+    table: str = BY_CUSTOMER,
     folded: bool = True,
     mixed_orders: bool = False,
 ) -> None:
@@ -388,7 +389,7 @@ def relabel_missing_customers(
     con: duckdb.DuckDBPyConnection,
     rules: CleanRules,
     na_tokens: tuple[str, ...],
-    table: str = "cust_reason",
+    table: str = BY_CUSTOMER,
 ) -> tuple[str, ...]:
     """Treat stored IDs like 'nan', 'NULL', '#N/A' as a missing customer; returns those IDs.
 
@@ -418,7 +419,7 @@ def relabel_missing_customers(
     return found
 
 
-def ledger_from_aggregate(con: duckdb.DuckDBPyConnection, table: str = "cust_reason") -> Ledger:
+def ledger_from_aggregate(con: duckdb.DuckDBPyConnection, table: str = BY_CUSTOMER) -> Ledger:
     """Sum the per-customer aggregate into the ledger and check that it reconciles."""
     rows = con.execute(
         f"""
@@ -450,7 +451,7 @@ def ledger_from_aggregate(con: duckdb.DuckDBPyConnection, table: str = "cust_rea
 
 
 def cancel_heavy_customers(
-    con: duckdb.DuckDBPyConnection, share: float, table: str = "cust_reason", examples: int = 5
+    con: duckdb.DuckDBPyConnection, share: float, table: str = BY_CUSTOMER, examples: int = 5
 ) -> tuple[int, tuple[str, ...]]:
     """How many customers cancelled more than ``share`` of the value they bought, and a few IDs.
 

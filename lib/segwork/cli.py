@@ -14,10 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from segwork import __version__
-from segwork.errors import SegworkInputError
-from segwork.publish import DEFAULT_LOCK_TIMEOUT, read_marker
-from segwork.report import ReportError
-from segwork.run import DEFAULT_SEED, DEFAULT_SYNTH_CUSTOMERS, RunParams, run
+from segwork.config import (
+    DEFAULT_LANG,
+    DEFAULT_SEED,
+    DEFAULT_SYNTH_CUSTOMERS,
+    LANGS,
+    LOCK_TIMEOUT,
+    RunParams,
+)
+from segwork.errors import ReportError, SegworkInputError
+from segwork.publish import read_marker
+from segwork.run import run
 
 PSEUDONYM_ENV = "SEGWORK_PSEUDONYM_KEY"
 
@@ -95,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait",
         metavar="SECONDS",
         type=float,
-        default=DEFAULT_LOCK_TIMEOUT,
+        default=LOCK_TIMEOUT,
         help="how long to wait for another segwork run writing the same OUT",
     )
     r.add_argument(
@@ -113,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long one report notebook may run before the run fails",
     )
     r.add_argument(
-        "--lang", choices=("ko", "en"), default="ko", help="language of labels and reports"
+        "--lang", choices=LANGS, default=DEFAULT_LANG, help="language of labels and reports"
     )
     r.add_argument(
         "--seed", type=int, default=DEFAULT_SEED, help="random seed for sampling and synthetic data"

@@ -18,7 +18,8 @@ from sklearn.base import clone
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 from sklearn.tree import DecisionTreeClassifier
 
-from segwork.cluster import HDBSCANSegmenter, KMeansSegmenter, WardSegmenter, sample_indices
+from segwork.config import STABILITY_POOL
+from segwork.segmenters import HDBSCANSegmenter, KMeansSegmenter, WardSegmenter, sample_indices
 
 RULE_COLUMNS = ("recency_days", "frequency", "monetary")
 NOISE = "noise"
@@ -105,7 +106,7 @@ def bootstrap_stability(
     seg: Any,
     rfm: pd.DataFrame,
     repeats: int = 3,
-    pool_size: int = 20_000,
+    pool_size: int = STABILITY_POOL,
     fraction: float = 0.8,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -141,7 +142,7 @@ def seed_sensitivity(
     seg: KMeansSegmenter,
     rfm: pd.DataFrame,
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
-    pool_size: int = 20_000,
+    pool_size: int = STABILITY_POOL,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Mean pairwise ARI of K-Means fits (k fixed) that differ only in ``random_state``."""

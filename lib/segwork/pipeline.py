@@ -1,42 +1,43 @@
 """One run's computation, from a file to the scored RFM table: read -> ledger -> RFM -> segments.
 
 Everything downstream (clusters, profiles, reports) starts from :class:`Prepared`; the DuckDB
-connection it holds still has the ``tx_kept`` view for charts that need transaction lines.
+store it holds (:class:`segwork.store.Store`) still has the kept lines for charts that need them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import platform
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
+from sklearn.base import clone
 
-from segwork import clean, rfm
+from segwork import __version__, clean, rfm
+from segwork.clustering import METHOD_COLUMNS, ClusterConfig, ClusteringResult, run_clustering
+from segwork.config import RunParams, check_params, parse_as_of
 from segwork.errors import SegworkInputError
-from segwork.io import NA_TOKENS, SourceInfo, open_source
 from segwork.maps import SegmentMap
-from segwork.schema import Config
+from segwork.publish import atomic_dir, out_lock
+from segwork.read import NA_TOKENS, SourceInfo, open_source
+from segwork.rfm import edges_report
+from segwork.schema import Config, config_to_dict, load_config
+from segwork.store import BY_CUSTOMER, Store
 
 Progress = Callable[[str], None]
 #: The as-of date this many days after the latest kept transaction means stale data.
 STALE_DAYS = 90
 #: A customer whose cancelled value exceeds this share of what they bought is cancel-heavy.
 CANCEL_HEAVY_SHARE = 0.5
-
-
-def connect(memory_limit: str = "2GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that spills to disk instead of growing past ``memory_limit``."""
-    con = duckdb.connect(":memory:")
-    con.execute(f"SET memory_limit = '{memory_limit}'")
-    con.execute("SET preserve_insertion_order = false")
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
-    return con
 
 
 @dataclass
@@ -68,9 +69,14 @@ class Prepared:
     table: pd.DataFrame  # RFM table + r/f/m scores + rfm_segment_id
     segmenter: rfm.RFMSegmenter
     timings: Timer
-    con: duckdb.DuckDBPyConnection
+    store: Store
     #: data-quality warnings found while computing, as (code, message)
     warnings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The run's DuckDB connection (its relations are named on :attr:`store`)."""
+        return self.store.con
 
     @property
     def segment_map(self) -> SegmentMap:
@@ -111,7 +117,7 @@ def compute_ledger_and_rfm(
     na_ids = clean.relabel_missing_customers(con, cfg.clean, NA_TOKENS)
     if as_of is not None:
         # earliest purchase of any line, whatever its drop reason: read off the small aggregate
-        first = con.execute("SELECT min(first_purchase) FROM cust_reason").fetchall()[0][0]
+        first = con.execute(f"SELECT min(first_purchase) FROM {BY_CUSTOMER}").fetchall()[0][0]
         if first is not None and as_of <= pd.Timestamp(first).date():
             raise SegworkInputError(
                 f"{path}: as-of date {as_of} is on or before the first transaction "
@@ -170,7 +176,8 @@ def prepare(
 ) -> Prepared:
     """Read, clean with the ledger, and segment by RFM; bad input raises SegworkInputError."""
     say = progress or (lambda _msg: None)
-    con = con or connect()
+    store = Store(con) if con is not None else Store.open()
+    con = store.con
     timer = Timer()
     path = Path(data_path)
     _check_cancel_status(cfg, path)
@@ -197,6 +204,189 @@ def prepare(
         table=table,
         segmenter=seg,
         timings=timer,
-        con=con,
+        store=store,
         warnings=data_warnings(con, used, last, na_ids),
     )
+
+
+def default_data(params: RunParams, progress: Progress) -> Path:
+    """The seeded synthetic shop, written once into the cache folder and reused afterwards."""
+    from segwork import synth
+    from segwork.synth import SynthSpec, write_synthetic
+
+    # The generator's own source is part of the key: a change to synth.py makes new data,
+    # never a stale cache that nbval would replay.
+    code = hashlib.sha256(Path(synth.__file__).read_bytes()).hexdigest()[:10]
+    name = f"shop-{params.synth_customers}c-seed{params.seed}-{code}"
+    folder = Path(params.data_cache) / name
+    tx = folder / "transactions.parquet"
+
+    def cached() -> bool:
+        return tx.is_file() and (folder / "personas.parquet").is_file()
+
+    if cached():
+        return tx
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with out_lock(folder, progress, params.lock_timeout):  # two runs generate it once
+        if cached():
+            return tx
+        progress(
+            f"generating the synthetic shop ({params.synth_customers:,} customers) in {folder}"
+        )
+        spec = SynthSpec(n_customers=params.synth_customers, seed=params.seed)
+        with atomic_dir(folder, flag="synthetic data cache") as tmp:
+            write_synthetic(
+                tmp,
+                spec,
+                progress=lambda done, total: progress(f"  {done:,} / {total:,} customers"),
+            )
+    return tx
+
+
+def load_truth(data_path: Path) -> pd.Series | None:
+    """Planted personas beside a synthetic data file (``personas.parquet``), if any."""
+    p = data_path.parent / "personas.parquet"
+    if not p.is_file():
+        return None
+    df = pd.read_parquet(p, columns=["customer_id", "persona"])
+    return df.set_index(df["customer_id"].astype(str))["persona"]
+
+
+def summary_warnings(prep: Prepared) -> list[dict[str, str]]:
+    """summary.json ``warnings``: the reader's (ambiguous dates, skipped sheets, ...) then the
+    data's (stale data, cancel-heavy customers, ...), each {code, message}."""
+    found = tuple(getattr(prep.source, "warnings", ())) + tuple(prep.warnings)
+    return [{"code": code, "message": message} for code, message in found]
+
+
+def build_summary(prep: Prepared, cfg: Config, params: RunParams) -> dict[str, Any]:
+    """summary.json: ledger, customers, segment counts per method, warnings, params and timings."""
+    labels = prep.segment_map.labels(params.lang)
+    counts = prep.table["rfm_segment_id"].value_counts()
+    revenue = prep.table.groupby("rfm_segment_id")["monetary"].sum()
+    segs = {
+        s.id: {
+            "label": labels[s.id],
+            "label_ko": s.ko,
+            "label_en": s.en,
+            "stage": s.stage,
+            "customers": int(counts.get(s.id, 0)),
+            "revenue": round(float(revenue.get(s.id, 0.0)), 2),
+        }
+        for s in prep.segment_map.segments
+    }
+    src = prep.source
+    return {
+        "segwork_version": __version__,
+        "as_of": prep.as_of.isoformat(),
+        "as_of_source": "given" if prep.as_of_given else "day after the latest kept transaction",
+        "period": {"first": prep.first_date.isoformat(), "last": prep.last_date.isoformat()},
+        "source": {
+            "path": str(src.path),
+            "format": src.format,
+            "layout": src.layout,
+            "encoding": src.encoding,
+            "mapping": src.mapping,
+            "sheets": list(src.sheets) if src.sheets is not None else None,
+            "sheets_skipped": list(src.sheets_skipped),
+            "header_row": src.header_row,
+            "date_format": src.date_format,
+        },
+        "ledger": prep.ledger.as_dict(),
+        "warnings": summary_warnings(prep),
+        "customers": len(prep.table),
+        "segments": {"rfm": {v["label"]: v["customers"] for v in segs.values()}},
+        "rfm": {
+            "segment_map": prep.segment_map.name,
+            "bins": prep.segmenter.bins,
+            "edges": edges_report(prep.segmenter.edges_),
+            "groups": segs,
+        },
+        "params": {**dataclasses.asdict(params), "config": config_to_dict(cfg)},
+        "environment": {"python": platform.python_version(), "platform": sys.platform},
+    }
+
+
+def cluster_config(params: RunParams) -> ClusterConfig:
+    """The clustering stage's configuration from run parameters."""
+    return ClusterConfig(
+        ward_max_fit_size=params.max_fit_size,
+        hdbscan_max_fit_size=params.max_fit_size,
+        silhouette_sample=params.silhouette_sample,
+        stability_repeats=params.stability_repeats,
+        seed=params.seed,
+    )
+
+
+def cluster(
+    prep: Prepared, params: RunParams, truth: pd.Series | None, say: Progress
+) -> ClusteringResult:
+    """K-Means, Ward and HDBSCAN on the RFM table, with the RFM segmenter in the same loop."""
+    ref = {"rfm": clone(prep.segmenter)}
+    with prep.timings.stage("clustering"):
+        return run_clustering(
+            prep.table, cluster_config(params), reference=ref, truth=truth, progress=say
+        )
+
+
+def start(params: RunParams, progress: Progress | None = None) -> tuple[Config, Path, Prepared]:
+    """Validate parameters, read, clean and score RFM: everything before clustering."""
+    say = progress or (lambda _msg: None)
+    check_params(params)
+    cfg = load_config(params.config_path)
+    as_of = parse_as_of(params.as_of)
+    data = Path(params.data_path) if params.data_path else default_data(params, say)
+    prep = prepare(data, cfg, as_of, progress=say)
+    say(
+        f"as-of date {prep.as_of} ({'given' if prep.as_of_given else 'day after the latest kept transaction'})"
+    )
+    return cfg, data, prep
+
+
+def full_summary(
+    prep: Prepared, cfg: Config, params: RunParams, clus: ClusteringResult | None, t0: float
+) -> dict[str, Any]:
+    """summary.json with the clustering results (when given) and timings so far."""
+    summary = build_summary(prep, cfg, params)
+    if clus:
+        for method in METHOD_COLUMNS:
+            summary["segments"][method] = clus.summary["methods"].get(method, {}).get("counts", {})
+        summary["clustering"] = clus.summary
+    summary["timings"] = {k: round(v, 3) for k, v in prep.timings.seconds.items()}
+    summary["timings"]["total"] = round(time.perf_counter() - t0, 3)
+    return summary
+
+
+@dataclass
+class RunResult:
+    """Everything one run computes: the RFM stage, the clusters (if any) and the summary."""
+
+    prep: Prepared
+    clusters: ClusteringResult | None
+    summary: dict[str, Any]
+    config: Config
+    data_path: Path
+
+    @property
+    def clus(self) -> ClusteringResult | None:
+        """Short name for :attr:`clusters`."""
+        return self.clusters
+
+
+def compute(
+    params: RunParams,
+    progress: Progress | None = None,
+    on_prepared: Callable[[Prepared, Config], None] | None = None,
+) -> RunResult:
+    """The one path through the stages: read -> ledger -> RFM -> clusters -> summary; writes nothing.
+
+    ``on_prepared`` is called once the RFM stage is done (``segwork run`` claims OUT and starts
+    the notebooks that need no clusters there, while the clusters are fitted).
+    """
+    say = progress or (lambda _msg: None)
+    t0 = time.perf_counter()
+    cfg, data, prep = start(params, say)
+    if on_prepared is not None:
+        on_prepared(prep, cfg)
+    clus = cluster(prep, params, load_truth(data), say) if params.clusters else None
+    return RunResult(prep, clus, full_summary(prep, cfg, params, clus, t0), cfg, data)

@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from segwork import __version__
+from segwork.config import LOCK_TIMEOUT
 from segwork.errors import SegworkInputError
 
 MARKER = ".segwork-report"
-DEFAULT_LOCK_TIMEOUT = 600.0  # seconds a run waits for another run writing the same OUT
+DEFAULT_LOCK_TIMEOUT = LOCK_TIMEOUT  # seconds a run waits for another run writing the same OUT
 # What a report folder written before the marker existed can hold (top-level entries only).
 LEGACY_NAMES = frozenset(
     {

@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from segwork.errors import SegworkInputError
 from segwork.maps import SegmentMap, load_map
+from segwork.store import BY_CUSTOMER
 
 RFM_COLUMNS = ("recency_days", "frequency", "monetary")
 #: Scores where a larger value is better get ``higher=True``; recency is better when small.
@@ -20,7 +21,7 @@ _HIGHER_IS_BETTER = {"recency_days": False, "frequency": True, "monetary": True}
 SCORE_COLUMNS = {"recency_days": "r_score", "frequency": "f_score", "monetary": "m_score"}
 
 
-def latest_purchase(con: duckdb.DuckDBPyConnection, table: str = "cust_reason") -> date | None:
+def latest_purchase(con: duckdb.DuckDBPyConnection, table: str = BY_CUSTOMER) -> date | None:
     """Date of the latest kept purchase, or None when nothing was kept."""
     ts = con.execute(f"SELECT max(last_purchase) FROM {table} WHERE reason IS NULL").fetchall()[0][
         0
@@ -28,7 +29,7 @@ def latest_purchase(con: duckdb.DuckDBPyConnection, table: str = "cust_reason") 
     return None if ts is None else pd.Timestamp(ts).date()
 
 
-def earliest_purchase(con: duckdb.DuckDBPyConnection, table: str = "cust_reason") -> date | None:
+def earliest_purchase(con: duckdb.DuckDBPyConnection, table: str = BY_CUSTOMER) -> date | None:
     """Date of the earliest kept purchase, or None when nothing was kept."""
     ts = con.execute(f"SELECT min(first_purchase) FROM {table} WHERE reason IS NULL").fetchall()[0][
         0
@@ -36,7 +37,7 @@ def earliest_purchase(con: duckdb.DuckDBPyConnection, table: str = "cust_reason"
     return None if ts is None else pd.Timestamp(ts).date()
 
 
-def default_as_of(con: duckdb.DuckDBPyConnection, table: str = "cust_reason") -> date | None:
+def default_as_of(con: duckdb.DuckDBPyConnection, table: str = BY_CUSTOMER) -> date | None:
     """The day after the latest kept transaction: recency 1 means 'bought on the last day'."""
     last = latest_purchase(con, table)
     return None if last is None else last + timedelta(days=1)
@@ -52,7 +53,7 @@ def money_sql(expr: str) -> str:
 
 
 def rfm_table(
-    con: duckdb.DuckDBPyConnection, as_of: date, table: str = "cust_reason"
+    con: duckdb.DuckDBPyConnection, as_of: date, table: str = BY_CUSTOMER
 ) -> pd.DataFrame:
     """One row per customer with at least one kept purchase, indexed by ``customer_id``.
 

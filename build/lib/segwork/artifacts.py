@@ -1,0 +1,312 @@
+"""Machine-readable artefacts of a run, computed once and read by every report notebook.
+
+``segwork run`` writes ``OUT/artifacts/`` (customers, monthly totals, top countries and products
+per group, the Ward linkage, the segment map) next to ``summary.json``; the notebooks only load
+and draw. :func:`load_or_build` lets a notebook opened on its own compute them in one call.
+
+This module imports only pandas, numpy and pyarrow at import time, so a notebook kernel that
+loads artefacts starts fast; the computing stack (DuckDB, scikit-learn) is imported on demand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segwork.clustering import ClusteringResult
+    from segwork.pipeline import Prepared
+
+ARTIFACTS = "artifacts"
+TOP_N = 5
+GROUPINGS = {
+    "rfm": "rfm_segment_id",
+    "kmeans": "kmeans_cluster",
+    "ward": "ward_cluster",
+    "hdbscan": "hdbscan_cluster",
+}
+PSEUDONYM_HEX = 16  # 64 bits of HMAC-SHA256: collisions negligible below ~10^8 customers
+
+
+def pseudonym(customer_id: str, key: bytes) -> str:
+    """Keyed hash of one customer ID: HMAC-SHA256, hex, truncated to 16 characters."""
+    return hmac.new(key, str(customer_id).encode("utf-8"), hashlib.sha256).hexdigest()[
+        :PSEUDONYM_HEX
+    ]
+
+
+def pseudonymise_index(frame: pd.DataFrame, key: bytes) -> pd.DataFrame:
+    """The same frame with customer IDs in the index replaced by their keyed hash."""
+    out = frame.copy()
+    out.index = pd.Index([pseudonym(c, key) for c in frame.index], name=frame.index.name)
+    return out
+
+
+# --------------------------------------------------------------------------- computing
+
+
+def customers_frame(prep: Prepared, clus: ClusteringResult | None) -> pd.DataFrame:
+    """One row per customer: every RFM column, scores, segment id and cluster labels."""
+    table = prep.table.copy()
+    if clus is not None:
+        table = table.join(
+            clus.labels[
+                [c for c in clus.labels.columns if c.endswith(("_cluster", "_probability"))]
+            ]
+        )
+    for col in ("first_purchase", "last_purchase"):
+        if col in table:
+            table[col] = pd.to_datetime(table[col])
+    table.index.name = "customer_id"
+    return table
+
+
+def monthly_frame(prep: Prepared) -> pd.DataFrame:
+    """Kept orders, revenue and active customers per calendar month, gaps filled with zeros."""
+    df = prep.con.execute(
+        """
+        SELECT date_trunc('month', invoice_date)::DATE AS month,
+               count(DISTINCT coalesce(invoice_id, customer_id || '@' || invoice_date::VARCHAR)) AS orders,
+               sum(amount) AS revenue,
+               count(DISTINCT customer_id) AS customers
+        FROM tx_kept GROUP BY 1 ORDER BY 1
+        """
+    ).df()
+    if df.empty:
+        return df
+    df["month"] = pd.to_datetime(df["month"])
+    full = pd.date_range(df["month"].min(), df["month"].max(), freq="MS")
+    df = df.set_index("month").reindex(full, fill_value=0).rename_axis("month").reset_index()
+    return df.astype({"orders": "int64", "customers": "int64", "revenue": "float64"})
+
+
+def top_items(
+    prep: Prepared, labels: pd.DataFrame, scopes: tuple[str, ...] | None = None, n: int = TOP_N
+) -> pd.DataFrame:
+    """Top countries and products by kept revenue, overall and per group of each grouping.
+
+    The kept lines are reduced once per run to a (customer, country, product) table, which is
+    joined to a long (customer, scope, group) frame; ``scopes`` limits the groupings ("all",
+    "rfm", "kmeans", ...). Returns scope, group, kind (country/product), rank, name, revenue,
+    customers.
+    """
+    want = set(scopes or ("all", *GROUPINGS))
+    long = [pd.DataFrame({"customer_id": labels.index, "scope": "all", "grp": "all"})]
+    long = long if "all" in want else []
+    for scope, col in GROUPINGS.items():
+        if col in labels and scope in want:
+            long.append(
+                pd.DataFrame(
+                    {"customer_id": labels.index, "scope": scope, "grp": labels[col].astype(str)}
+                )
+            )
+    lab = pd.concat(long, ignore_index=True)
+    con = prep.con
+    con.register("segwork_groups", lab)
+    try:
+        # one scan of the kept lines into a small (customer, country, product) table, then join
+        con.execute(
+            """
+            CREATE TEMP TABLE IF NOT EXISTS segwork_cust_items AS
+            SELECT customer_id,
+                   coalesce(nullif(trim(country), ''), '(unknown)') AS country,
+                   coalesce(nullif(trim(product_name), ''), product_id, '(unknown)') AS product,
+                   sum(amount) AS revenue
+            FROM tx_kept GROUP BY ALL
+            """
+        )
+        df = con.execute(
+            f"""
+            WITH lines AS (
+                SELECT g.scope, g.grp, c.customer_id, c.country, c.product, c.revenue
+                FROM segwork_cust_items c JOIN segwork_groups g USING (customer_id)
+            ),
+            agg AS (
+                SELECT scope, grp, 'country' AS kind, country AS name,
+                       sum(revenue) AS revenue, count(DISTINCT customer_id) AS customers
+                FROM lines GROUP BY ALL
+                UNION ALL
+                SELECT scope, grp, 'product' AS kind, product AS name,
+                       sum(revenue) AS revenue, count(DISTINCT customer_id) AS customers
+                FROM lines GROUP BY ALL
+            )
+            SELECT scope, grp AS "group", kind,
+                   row_number() OVER (PARTITION BY scope, grp, kind ORDER BY revenue DESC, name) AS rank,
+                   name, revenue, customers
+            FROM agg
+            QUALIFY rank <= {int(n)}
+            ORDER BY scope, "group", kind, rank
+            """
+        ).df()
+    finally:
+        con.unregister("segwork_groups")
+    return df.astype({"rank": "int64", "customers": "int64", "revenue": "float64"})
+
+
+def segment_map_dict(prep: Prepared) -> dict[str, Any]:
+    """The fitted segment map as data: groups with labels, stage, KPI, actions, and the grid."""
+    smap = prep.segment_map
+    return {
+        "name": smap.name,
+        "title": smap.title,
+        "bins": smap.bins,
+        "segments": [
+            {
+                "id": s.id,
+                "ko": s.ko,
+                "en": s.en,
+                "stage": s.stage,
+                "kpi": s.kpi,
+                "actions": s.actions,
+            }
+            for s in smap.segments
+        ],
+        "grid": {lang: smap.grid(lang).to_dict(orient="split") for lang in ("ko", "en")},
+    }
+
+
+def ward_linkage(clus: ClusteringResult | None) -> np.ndarray:
+    """The Ward tree of the fitted sample (n-1 x 4), empty when Ward did not run."""
+    seg = clus.segmenters.get("ward") if clus else None
+    z = getattr(seg, "linkage_", None)
+    return np.asarray(z, dtype=float) if z is not None else np.zeros((0, 4))
+
+
+# --------------------------------------------------------------------------- files
+
+
+@dataclass
+class Artifacts:
+    """Everything the report notebooks show, loaded from ``<folder>/artifacts``."""
+
+    folder: Path
+    summary: dict[str, Any]
+    customers: pd.DataFrame
+    monthly: pd.DataFrame
+    top: pd.DataFrame
+    linkage: np.ndarray
+    segment_map: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def labels(self, lang: str) -> dict[str, str]:
+        """RFM segment id -> display name in ``lang``."""
+        return {s["id"]: s["ko" if lang == "ko" else "en"] for s in self.segment_map["segments"]}
+
+
+def write_artifacts(
+    folder: Path,
+    prep: Prepared,
+    clus: ClusteringResult | None,
+    pseudonym_key: bytes | None = None,
+) -> Path:
+    """Write ``folder/artifacts/*`` (customer IDs hashed when a key is given); returns the folder."""
+    from segwork.outputs import write_json
+
+    art = Path(folder) / ARTIFACTS
+    art.mkdir(parents=True, exist_ok=True)
+    customers = customers_frame(prep, clus)
+    top_path = art / "top_items.parquet"
+    if clus is None:  # before clustering: what the RFM notebooks need
+        top = top_items(prep, customers, ("all", "rfm"))
+    elif top_path.is_file():  # after: add the clusters to what is already there
+        top = pd.read_parquet(top_path)
+        top = pd.concat([top, top_items(prep, customers, tuple(GROUPINGS)[1:])], ignore_index=True)
+    else:
+        top = top_items(prep, customers)
+    _parquet(top, top_path, index=False)
+    if pseudonym_key is not None:
+        customers = pseudonymise_index(customers, pseudonym_key)
+    _parquet(customers, art / "customers.parquet", index=True)
+    if not (art / "monthly.parquet").is_file():
+        _parquet(monthly_frame(prep), art / "monthly.parquet", index=False)
+    linkage = pd.DataFrame(ward_linkage(clus), columns=["left", "right", "height", "size"])
+    _parquet(linkage, art / "ward_linkage.parquet", index=False)
+    write_json(art / "segment_map.json", segment_map_dict(prep))
+    write_json(art / "meta.json", {"pseudonymised": pseudonym_key is not None})
+    return Path(folder)
+
+
+def _parquet(frame: pd.DataFrame, path: Path, index: bool) -> None:
+    """Write Parquet through a temporary file: a reader sees the old or the new file, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_parquet(tmp, index=index)
+    os.replace(tmp, path)
+
+
+def load_artifacts(folder: str | Path) -> Artifacts:
+    """Read a run folder's ``summary.json`` and ``artifacts/``."""
+    folder = Path(folder)
+    art = folder / ARTIFACTS
+    read = lambda name: json.loads((art / name).read_text(encoding="utf-8"))  # noqa: E731
+    customers = pd.read_parquet(art / "customers.parquet")
+    return Artifacts(
+        folder=folder,
+        summary=json.loads((folder / "summary.json").read_text(encoding="utf-8")),
+        customers=customers,
+        monthly=pd.read_parquet(art / "monthly.parquet"),
+        top=pd.read_parquet(art / "top_items.parquet"),
+        linkage=pd.read_parquet(art / "ward_linkage.parquet").to_numpy(dtype=float),
+        segment_map=read("segment_map.json"),
+        meta=read("meta.json"),
+    )
+
+
+def has_artifacts(folder: str | Path | None) -> bool:
+    """True when ``folder`` holds a complete set of artefacts."""
+    if folder is None:
+        return False
+    art = Path(folder) / ARTIFACTS
+    return (Path(folder) / "summary.json").is_file() and (art / "meta.json").is_file()
+
+
+# --------------------------------------------------------------------------- standalone use
+
+
+def code_fingerprint() -> str:
+    """Hash of segwork's own source and maps, so cached artefacts follow code changes."""
+    pkg = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for p in sorted(pkg.rglob("*")):
+        if p.suffix in (".py", ".yaml") and "__pycache__" not in p.parts:
+            h.update(p.relative_to(pkg).as_posix().encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def load_or_build(out_dir: str | Path | None = None, **params: Any) -> Artifacts:
+    """Artefacts from ``out_dir`` if a run wrote them there, else computed once into a cache.
+
+    ``params`` are :class:`segwork.config.RunParams` fields (data_path, config_path, as_of, seed,
+    synth_customers, max_fit_size, silhouette_sample, ...). The cache is
+    ``<cache>/notebook-artifacts/<hash of params and segwork's code>/`` (``config.cache_dir()``:
+    $SEGWORK_CACHE or ~/.cache/segwork), so a code change recomputes instead of showing stale numbers.
+    """
+    if has_artifacts(out_dir):
+        return load_artifacts(out_dir)
+    from segwork.config import RunParams, cache_dir
+    from segwork.outputs import write_json
+    from segwork.pipeline import compute
+    from segwork.publish import atomic_dir
+
+    root = cache_dir()
+    clean = {k: v for k, v in params.items() if v is not None}
+    if clean.get("data_path"):
+        clean["data_path"] = str(Path(clean["data_path"]).expanduser().resolve())
+    clean.setdefault("data_cache", str(root / "synthetic"))
+    key = json.dumps({**clean, "lang": None, "code": code_fingerprint()}, sort_keys=True)
+    cache = root / "notebook-artifacts" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    if has_artifacts(cache):
+        return load_artifacts(cache)
+    with atomic_dir(cache) as tmp:
+        result = compute(RunParams(**clean))
+        write_json(tmp / "summary.json", result.summary)
+        write_artifacts(tmp, result.prep, result.clusters)
+    return load_artifacts(cache)

@@ -1,0 +1,135 @@
+"""Machine-readable outputs (segments.csv/.xlsx, summary.json); publishing a run folder is in publish.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SEGMENT_COLUMNS = (
+    "customer_id",
+    "recency_days",
+    "frequency",
+    "monetary",
+    "r_score",
+    "f_score",
+    "m_score",
+    "rfm_segment",
+)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return None if np.isnan(obj) else float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (pd.Timestamp,)) or hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """UTF-8 JSON, Korean kept readable, numpy and dates converted."""
+    path.write_text(
+        json.dumps(data, ensure_ascii=False, indent=2, default=_json_default) + "\n",
+        encoding="utf-8",
+    )
+
+
+def segments_frame(
+    table: pd.DataFrame, labels: dict[str, str], extra: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """One row per customer in the documented column order; ``extra`` adds cluster columns."""
+    out = table[["recency_days", "frequency", "monetary", "r_score", "f_score", "m_score"]].copy()
+    out["monetary"] = out["monetary"].round(2)
+    out["rfm_segment"] = table["rfm_segment_id"].map(labels)
+    out["rfm_segment_id"] = table["rfm_segment_id"]
+    if extra is not None:
+        out = out.join(extra)
+    out.index.name = "customer_id"
+    return out.reset_index()
+
+
+#: Text starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _is_text(col: pd.Series) -> bool:
+    """True for object or string columns (IDs, labels); numbers stay numbers."""
+    return col.dtype == object or pd.api.types.is_string_dtype(col.dtype)
+
+
+def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix ``'`` to text cells that a spreadsheet would evaluate (=, +, -, @, tab, CR).
+
+    Only text columns are touched, so a negative number stays a number; Parquet outputs keep
+    the raw values.
+    """
+    out = frame.copy()
+    for name in out.columns:
+        col = out[name]
+        if not _is_text(col):
+            continue
+        risky = col.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_PREFIXES)).astype(
+            bool
+        )
+        if risky.any():
+            out[name] = col.astype(object).where(~risky, "'" + col[risky].astype(str))
+    return out
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """CSV that Excel (Korean included) opens correctly: UTF-8 with BOM, formulas escaped."""
+    escape_formulas(frame).to_csv(path, index=False, encoding="utf-8-sig")
+
+
+#: Rows an Excel sheet holds, header included.
+EXCEL_MAX_ROWS = 1_048_576
+
+
+def write_xlsx(frame: pd.DataFrame, path: Path, sheet: str = "segments") -> bool:
+    """An Excel sheet with text columns as text cells (``000123`` keeps its zeros; ``=1+1``
+    is shown, never evaluated) and numbers as numbers. False (nothing written) when the
+    frame has more rows than a sheet holds."""
+    if len(frame) >= EXCEL_MAX_ROWS:
+        return False
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(sheet)
+    ws.append([str(c) for c in frame.columns])
+
+    def text_cell(value: str) -> Any:
+        # openpyxl stores other strings as text already; only '=...' would become a formula
+        if not value.startswith("="):
+            return value
+        cell = WriteOnlyCell(ws, value=value)
+        cell.data_type = "s"
+        return cell
+
+    columns = []
+    for name in frame.columns:
+        col = frame[name]
+        if _is_text(col):
+            columns.append([None if pd.isna(v) else text_cell(str(v)) for v in col])
+        else:
+            columns.append(col.astype(object).where(col.notna(), None).tolist())
+    for row in zip(*columns, strict=True):
+        ws.append(row)
+    wb.save(path)
+    return True
+
+
+def write_segments(frame: pd.DataFrame, folder: Path) -> bool:
+    """``segments.csv`` (UTF-8 with BOM, formulas escaped) and ``segments.xlsx`` (IDs as text);
+    False when there are too many customers for one Excel sheet (CSV only)."""
+    write_csv(frame, Path(folder) / "segments.csv")
+    return write_xlsx(frame, Path(folder) / "segments.xlsx")

@@ -1,0 +1,161 @@
+"""A whole `segwork run`: data -> ledger -> RFM segments -> outputs, published atomically."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from segwork.artifacts import write_artifacts
+from segwork.config import RunParams, check_params
+from segwork.errors import SegworkInputError
+from segwork.outputs import segments_frame, write_json, write_segments
+from segwork.pipeline import (
+    Prepared,
+    Progress,
+    RunResult,
+    compute,
+    full_summary,
+    summary_warnings,
+)
+from segwork.publish import (
+    atomic_dir,
+    check_out,
+    check_root,
+    claimed,
+)
+from segwork.schema import Config
+
+CLUSTER_COLUMNS = ("kmeans_cluster", "ward_cluster", "hdbscan_cluster", "hdbscan_probability")
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """write_json through a temporary file, so a notebook reading it never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write_json(tmp, data)
+    os.replace(tmp, path)
+
+
+def out_folder(params: RunParams, prep: Prepared) -> Path:
+    """OUT: ``--out`` or ``reports/<YYYY-MM of the as-of date>/``."""
+    if params.out_dir:
+        return Path(params.out_dir)
+    return Path(params.reports_root) / prep.as_of.strftime("%Y-%m")
+
+
+def print_warnings(prep: Prepared) -> None:
+    """Each data-quality warning once on stderr (also under --quiet: they are not progress)."""
+    for w in summary_warnings(prep):
+        print(f"segwork: warning: {w['message']} [{w['code']}]", file=sys.stderr, flush=True)
+
+
+def run(
+    params: RunParams, progress: Progress | None = None, pseudonym_key: bytes | None = None
+) -> Path:
+    """Execute a run and publish OUT atomically; returns OUT. Bad input raises SegworkInputError.
+
+    The computation is :func:`segwork.pipeline.compute`; this module only publishes and schedules.
+    OUT is checked before any data is read (``--out``) or as soon as the as-of date names it
+    (default), locked against other runs, and replaced only when segwork wrote it (see
+    :mod:`segwork.publish`). With ``params.report`` the notebooks that need no clusters start as
+    soon as the RFM artefacts exist and run while the clusters are fitted; the rest follow. A
+    failing notebook raises :class:`segwork.errors.ReportError` and OUT keeps its earlier content.
+    """
+    say = progress or (lambda _msg: None)
+    check_params(params)
+    if params.pseudonymise and not pseudonym_key:
+        raise SegworkInputError("--pseudonymise needs a key: set SEGWORK_PSEUDONYM_KEY")
+    given = check_out(params.out_dir) if params.out_dir is not None else None
+    if given is None:
+        check_root(params.reports_root)
+    t0 = time.perf_counter()
+    if params.report:
+        from segwork.report.session import prewarm
+
+        prewarm()
+    with ExitStack() as held:
+        if given is not None:
+            held.enter_context(claimed(given, say, params.lock_timeout))
+        publisher = Publisher(params, given, held, pseudonym_key, say)
+        result = compute(params, say, on_prepared=publisher.prepared)
+        publisher.finish(result, t0)
+    if params.report:
+        from segwork.report.pages import write_reports_index
+
+        write_reports_index(publisher.out.parent, Path(params.reports_root), say)
+    return publisher.out
+
+
+class Publisher:
+    """Claims OUT once the as-of date is known, writes into its build folder, runs the report."""
+
+    def __init__(
+        self,
+        params: RunParams,
+        given: Path | None,
+        held: ExitStack,
+        pseudonym_key: bytes | None,
+        say: Progress,
+    ) -> None:
+        self.params, self.given, self.held, self.say = params, given, held, say
+        self.key = pseudonym_key if params.pseudonymise else None
+        self.out = given or Path()
+        self.tmp = Path()
+        self.session: Any = None
+
+    def prepared(self, prep: Prepared, cfg: Config) -> None:
+        """After the RFM stage: claim OUT, open its build folder, start the early notebooks."""
+        print_warnings(prep)
+        params, held = self.params, self.held
+        self.out = self.given or check_out(out_folder(params, prep), "OUT")
+        if self.given is None:
+            held.enter_context(claimed(self.out, self.say, params.lock_timeout, "OUT"))
+        self.tmp = held.enter_context(atomic_dir(self.out, as_of=prep.as_of.isoformat()))
+        held.push(self._cancel_on_error)  # unwinds before the build folder is removed
+        if not params.report:
+            return
+        from segwork.report.session import ReportSession
+
+        with prep.timings.stage("write"):
+            summary = full_summary(prep, cfg, params, None, time.perf_counter())
+            write_json_atomic(self.tmp / "summary.json", summary)
+            write_artifacts(self.tmp, prep, None, pseudonym_key=self.key)
+        failed = self.out.parent / f".failed-{self.out.name}"
+        self.session = ReportSession(self.tmp, params, self.say, failed)
+        self.session.submit(early=True)
+
+    def _cancel_on_error(self, exc_type: type[BaseException] | None, *_: object) -> bool:
+        """On an exception, kill the notebooks still running before the build folder goes."""
+        if exc_type is not None and self.session is not None:
+            if any(not f.done() for f in self.session.futures):
+                self.say("stopping the notebooks still running")
+            self.session.cancel()
+        return False
+
+    def finish(self, result: RunResult, t0: float) -> None:
+        """segments.csv/.xlsx, summary.json and artefacts, then the remaining notebooks."""
+        prep, clus, summary, session = result.prep, result.clus, result.summary, self.session
+        timings, tmp = prep.timings, self.tmp
+        with timings.stage("write"):
+            self.say(f"writing {self.out}")
+            labels = prep.segment_map.labels(self.params.lang)
+            extra = clus.labels[list(CLUSTER_COLUMNS)] if clus else None
+            if not write_segments(segments_frame(prep.table, labels, extra), tmp):
+                self.say("segments.xlsx skipped: more customers than an Excel sheet holds")
+            write_json_atomic(tmp / "summary.json", summary)
+            if session is not None and not session.failed:
+                write_artifacts(tmp, prep, clus, pseudonym_key=self.key)
+        results = []
+        if session is not None:
+            with timings.stage("report"):
+                if not session.failed:
+                    session.submit(early=False)
+                results = session.finish()
+        summary["timings"] = {k: round(v, 3) for k, v in timings.seconds.items()}
+        summary["timings"]["total"] = round(time.perf_counter() - t0, 3)
+        if session is not None:
+            summary["timings"]["notebooks"] = {r.name: round(r.seconds, 3) for r in results}
+        write_json(tmp / "summary.json", summary)

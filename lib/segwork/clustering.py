@@ -1,0 +1,283 @@
+"""The clustering stage: fit every segmenter in one loop and summarise the comparison.
+
+The metrics themselves (agreement, contingency, stability, rules, suggested names) are pure
+functions in :mod:`segwork.evaluate`; this module runs the methods and assembles
+``summary["clustering"]``, which holds ids only: reference (RFM) labels are segment ids, and a
+reference segmenter asked for display names (``label_lang``) is fitted without them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from segwork.config import (
+    KMEANS_SELECTION_SAMPLE,
+    MAX_FIT_SIZE,
+    SILHOUETTE_SAMPLE,
+    STABILITY_POOL,
+    STABILITY_REPEATS,
+)
+from segwork.evaluate import (
+    RULE_COLUMNS,
+    agreement,
+    bootstrap_stability,
+    cluster_rules,
+    contingency,
+    dominant_groups,
+    seed_sensitivity,
+    suggest_names,
+    truth_agreement,
+)
+from segwork.features import FeatureBuilder
+from segwork.segmenters import HDBSCANSegmenter, KMeansSegmenter, WardSegmenter, to_jsonable
+
+METHOD_COLUMNS = {"kmeans": "kmeans_cluster", "ward": "ward_cluster", "hdbscan": "hdbscan_cluster"}
+
+# --------------------------------------------------------------------------- fit loop
+
+
+def fit_all(segmenters: Mapping[str, Any], rfm: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Fit every segmenter on the same RFM table, in one loop, and collect ``labels_``."""
+    labels: dict[str, np.ndarray] = {}
+    for name, seg in segmenters.items():
+        labels[name] = np.asarray(seg.fit(rfm).labels_)
+    return labels
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Everything the clustering stage needs besides the data (defaults sized for 1M in ~1 min)."""
+
+    features: FeatureBuilder = field(default_factory=FeatureBuilder)
+    k_range: tuple[int, int] = (2, 10)
+    kmeans_selection_sample: int = KMEANS_SELECTION_SAMPLE
+    silhouette_sample: int = SILHOUETTE_SAMPLE
+    ward_max_fit_size: int = MAX_FIT_SIZE
+    hdbscan_max_fit_size: int = MAX_FIT_SIZE
+    hdbscan_min_cluster_size_grid: tuple[float, ...] = (0.005, 0.01, 0.02)
+    hdbscan_min_samples_grid: tuple[int, ...] = (5, 20)
+    stability_repeats: int = STABILITY_REPEATS
+    stability_pool: int = STABILITY_POOL
+    stability_fraction: float = 0.8
+    kmeans_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    rules_max_depth: int = 3
+    rules_sample: int = 50_000
+    ami_sample: int = 200_000
+    seed: int = 0
+
+
+@dataclass
+class ClusteringResult:
+    """Labels per customer, the fitted segmenters, and a JSON-serialisable summary."""
+
+    labels: pd.DataFrame
+    segmenters: dict[str, Any]
+    summary: dict[str, Any]
+    ari: pd.DataFrame
+    ami: pd.DataFrame
+    contingency: dict[str, pd.DataFrame]
+
+
+def default_segmenters(cfg: ClusterConfig) -> dict[str, Any]:
+    """The three clustering methods configured from ``cfg`` (same features for all)."""
+    return {
+        "kmeans": KMeansSegmenter(
+            features=clone(cfg.features),
+            k_range=cfg.k_range,
+            selection_sample_size=cfg.kmeans_selection_sample,
+            silhouette_sample_size=cfg.silhouette_sample,
+            random_state=cfg.seed,
+        ),
+        "ward": WardSegmenter(
+            features=clone(cfg.features),
+            k_range=cfg.k_range,
+            max_fit_size=cfg.ward_max_fit_size,
+            silhouette_sample_size=cfg.silhouette_sample,
+            random_state=cfg.seed,
+        ),
+        "hdbscan": HDBSCANSegmenter(
+            features=clone(cfg.features),
+            min_cluster_size_grid=cfg.hdbscan_min_cluster_size_grid,
+            min_samples_grid=cfg.hdbscan_min_samples_grid,
+            max_fit_size=cfg.hdbscan_max_fit_size,
+            random_state=cfg.seed,
+        ),
+    }
+
+
+def ids_only(seg: Any) -> Any:
+    """The segmenter itself, or an unfitted clone labelling with ids when it was set to display names."""
+    params = seg.get_params(deep=False) if hasattr(seg, "get_params") else {}
+    if params.get("label_lang") is not None:
+        return clone(seg).set_params(label_lang=None)
+    return seg
+
+
+def config_dict(cfg: ClusterConfig) -> dict[str, Any]:
+    """``cfg`` as plain JSON values (the feature builder as its parameters)."""
+    out = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+    out["features"] = cfg.features.get_params(deep=False)
+    return to_jsonable(out)
+
+
+def run_clustering(
+    rfm: pd.DataFrame,
+    cfg: ClusterConfig | None = None,
+    reference: Mapping[str, Any] | None = None,
+    truth: pd.Series | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ClusteringResult:
+    """Fit K-Means, Ward, HDBSCAN (+ reference segmenters) and compare them in one summary.
+
+    ``reference`` segmenters (e.g. the RFM segmenter) are fitted in the same loop; one with a
+    ``label_lang`` parameter set is replaced by a clone with ``label_lang=None``, so reference
+    labels, contingency tables, dominant groups and suggested names are segment ids.
+    """
+    cfg = cfg or ClusterConfig()
+    say = progress or (lambda _msg: None)
+    refs_in = {name: ids_only(seg) for name, seg in (reference or {}).items()}
+    segs: dict[str, Any] = {**default_segmenters(cfg), **refs_in}
+    labels, seconds, errors = _fit_each(segs, rfm, say)
+    ok = {k: v for k, v in labels.items() if v is not None}
+    say("comparing segmentations")
+    ari, ami = agreement(ok, cfg.ami_sample, cfg.seed)
+    refs = [r for r in refs_in if r in ok]
+    tables = {
+        f"{m}~{r}": contingency(ok[m], ok[r]) for m in METHOD_COLUMNS if m in ok for r in refs
+    }
+    summary: dict[str, Any] = {
+        "n_customers": len(rfm),
+        "config": config_dict(cfg),
+        "seconds": seconds,
+        "agreement": {"ari": _frame_dict(ari), "ami": _frame_dict(ami)},
+        "methods": {},
+        "errors": errors,
+    }
+    for name in METHOD_COLUMNS:
+        if name in ok:
+            summary["methods"][name] = _method_summary(name, segs[name], rfm, ok, refs, cfg, say)
+    summary["references"] = {r: _counts(ok[r]) for r in refs}
+    if truth is not None:
+        summary["truth"] = truth_agreement(ok, rfm.index, truth, tuple(METHOD_COLUMNS))
+    say("clustering stage done")
+    return ClusteringResult(
+        labels=_label_frame(rfm, segs, ok),
+        segmenters=segs,
+        summary=to_jsonable(summary),
+        ari=ari,
+        ami=ami,
+        contingency=tables,
+    )
+
+
+def _fit_each(
+    segs: Mapping[str, Any], rfm: pd.DataFrame, say: Callable[[str], None]
+) -> tuple[dict[str, np.ndarray | None], dict[str, float], dict[str, str]]:
+    """The single fit loop, timed; one method failing is recorded and the others still run."""
+    labels: dict[str, np.ndarray | None] = {}
+    seconds: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    for name, seg in segs.items():
+        say(f"fitting {name}")
+        t0 = time.perf_counter()
+        try:
+            labels[name] = np.asarray(seg.fit(rfm).labels_)
+        except Exception as exc:  # noqa: BLE001 - a method must not sink the whole stage
+            labels[name] = None
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            say(f"{name} failed: {errors[name]}")
+        seconds[name] = time.perf_counter() - t0
+        for note in getattr(seg, "notes_", []):
+            say(note)
+    return labels, seconds, errors
+
+
+def _method_summary(
+    name: str,
+    seg: Any,
+    rfm: pd.DataFrame,
+    labels: Mapping[str, np.ndarray],
+    refs: Sequence[str],
+    cfg: ClusterConfig,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """Counts, selection evidence, notes, stability, rules, names and contingency for a method."""
+    lab = labels[name]
+    out: dict[str, Any] = {
+        "status": seg.status_,
+        "n_clusters": int(seg.n_clusters_),
+        "counts": _counts(lab),
+        "selection": seg.selection_,
+        "sampled": bool(seg.sampled_),
+        "notes": list(seg.notes_),
+    }
+    if seg.status_ != "ok":
+        return out
+    say(f"stability of {name}")
+    try:
+        out.update(_stability_block(name, seg, rfm, cfg))
+        out["rules"] = cluster_rules(
+            rfm, lab, RULE_COLUMNS, cfg.rules_max_depth, cfg.rules_sample, cfg.seed
+        )
+    except Exception as exc:  # noqa: BLE001 - diagnostics must not sink the labels
+        out["notes"].append(f"{name}: stability/rules skipped ({type(exc).__name__}: {exc})")
+    ref = labels[refs[0]] if refs else None
+    out["names"] = suggest_names(rfm, lab, ref)
+    out["dominant_groups"] = {r: dominant_groups(lab, labels[r]) for r in refs}
+    if name == "hdbscan":
+        out["noise"] = {"count": int(np.sum(lab == -1)), "share": float(np.mean(lab == -1))}
+    return out
+
+
+def _stability_block(name: str, seg: Any, rfm: pd.DataFrame, cfg: ClusterConfig) -> dict[str, Any]:
+    """Bootstrap stability (+ K-Means seed sensitivity), timed."""
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {
+        "stability": bootstrap_stability(
+            seg, rfm, cfg.stability_repeats, cfg.stability_pool, cfg.stability_fraction, cfg.seed
+        )
+    }
+    if name == "kmeans":
+        out["seed_sensitivity"] = seed_sensitivity(
+            seg, rfm, cfg.kmeans_seeds, cfg.stability_pool, cfg.seed
+        )
+    out["stability"]["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _counts(labels: np.ndarray) -> dict[str, int]:
+    """Customers per label, noise reported as 'noise'."""
+    vals, counts = np.unique(np.asarray(labels), return_counts=True)
+    return {("noise" if v == -1 else str(v)): int(c) for v, c in zip(vals, counts, strict=True)}
+
+
+def _frame_dict(df: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Square metric DataFrame -> nested dict."""
+    return {str(i): {str(c): float(df.loc[i, c]) for c in df.columns} for i in df.index}
+
+
+def _label_frame(
+    rfm: pd.DataFrame, segs: Mapping[str, Any], labels: Mapping[str, np.ndarray]
+) -> pd.DataFrame:
+    """Per-customer labels: one column per method (+ HDBSCAN membership strength, references)."""
+    out = pd.DataFrame(index=rfm.index)
+    for name, col in METHOD_COLUMNS.items():
+        fill = -1 if name == "hdbscan" else 0
+        out[col] = labels[name].astype(np.int64) if name in labels else fill
+    hd = segs.get("hdbscan")
+    probs = getattr(hd, "probabilities_", None)
+    out["hdbscan_probability"] = probs if probs is not None and "hdbscan" in labels else 0.0
+    for name, lab in labels.items():
+        if name not in METHOD_COLUMNS:
+            out[f"{name}_segment"] = lab
+    return out

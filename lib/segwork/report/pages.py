@@ -1,0 +1,131 @@
+"""The executive index.html and the monthly reports index (Jinja, autoescaped)."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segwork.report.session import NotebookResult
+
+
+from segwork.config import TEMPLATES_DIR
+from segwork.report.fonts import embed_font
+from segwork.report.views import PAGE_TITLES, headline_comparison, reason_labels
+
+Progress = Callable[[str], None]
+
+
+def _ko(lang: str) -> bool:
+    """True for Korean output."""
+    return lang == "ko"
+
+
+def _jinja() -> Any:
+    """Jinja environment over the package templates, with HTML autoescaping on."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def index_context(
+    summary: Mapping[str, Any], pages: list[tuple[str, str]], lang: str
+) -> dict[str, Any]:
+    """Everything the executive summary shows, as plain values (escaped by the template)."""
+    led = summary["ledger"]
+    labels = reason_labels(lang)
+    groups = summary["rfm"]["groups"]
+    total_rev = sum(g["revenue"] for g in groups.values()) or 1.0
+    total_n = sum(g["customers"] for g in groups.values()) or 1
+    key = "label_ko" if _ko(lang) else "label_en"
+    segments = [
+        {
+            "name": g[key],
+            "customers": g["customers"],
+            "customer_share": 100 * g["customers"] / total_n,
+            "revenue_share": 100 * g["revenue"] / total_rev,
+        }
+        for g in groups.values()
+    ]
+    segments.sort(key=lambda s: -s["revenue_share"])
+    return {
+        "lang": lang,
+        "ko": _ko(lang),
+        "as_of": summary["as_of"],
+        "period": summary["period"],
+        "source": Path(summary["source"]["path"]).name,
+        "customers": summary["customers"],
+        "ledger": led,
+        "dropped": [
+            (labels.get(r, r), d["rows"], d["revenue"]) for r, d in led.get("dropped", {}).items()
+        ],
+        "segments": segments,
+        "warnings": [w["message"] for w in summary.get("warnings", [])],
+        "comparison": headline_comparison(summary, lang),
+        "pages": pages,
+        "version": summary.get("segwork_version", ""),
+    }
+
+
+def write_index(
+    build: Path, summary: Mapping[str, Any], results: list[NotebookResult], lang: str
+) -> Path:
+    """The executive summary page ``index.html`` linking every notebook page."""
+    pages = [
+        (r.html.name, PAGE_TITLES.get(r.name, {}).get("ko" if _ko(lang) else "en", r.name))
+        for r in results
+    ]
+    text = _jinja().get_template("index.html.j2").render(**index_context(summary, pages, lang))
+    dest = build / "index.html"
+    dest.write_text(embed_font(text), encoding="utf-8")
+    return dest
+
+
+def month_entries(root: Path) -> list[dict[str, Any]]:
+    """Every report folder under ``root`` (newest first) with its as-of date and headline figures."""
+    out = []
+    for d in sorted(
+        (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), reverse=True
+    ):
+        s_path = d / "summary.json"
+        if not (s_path.is_file() and (d / "index.html").is_file()):
+            continue
+        s = json.loads(s_path.read_text(encoding="utf-8"))
+        out.append(
+            {
+                "folder": d.name,
+                "as_of": s.get("as_of", ""),
+                "customers": s.get("customers", 0),
+                "rows_kept": s.get("ledger", {}).get("rows_kept", 0),
+                "revenue_kept": s.get("ledger", {}).get("revenue_kept", 0.0),
+            }
+        )
+    return out
+
+
+def write_reports_index(parent: Path, reports_root: Path, say: Progress) -> Path | None:
+    """Regenerate ``reports/index.html`` from the month folders present (only under reports_root)."""
+    if not reports_root.is_dir() or parent.resolve() != reports_root.resolve():
+        return None
+    text = embed_font(
+        _jinja().get_template("reports_index.html.j2").render(months=month_entries(reports_root))
+    )
+    dest = reports_root / "index.html"
+    tmp = reports_root / f".index.html.{os.getpid()}"
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, dest)
+    say(f"updated {dest}")
+    return dest
+
+
+def escape(text: object) -> str:
+    """HTML-escape any value (for callers building HTML by hand)."""
+    return html.escape(str(text))
