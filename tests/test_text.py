@@ -140,3 +140,63 @@ def test_a_non_string_leaf_is_refused(tmp_path, monkeypatch):
 def test_text_repr_names_the_language():
     assert repr(catalogue("ko")) == "Text('ko')"
     assert isinstance(catalogue("ko"), Text)
+
+
+# ------------------------------------------------------------------ every id the code shows has words
+
+
+def test_every_drop_reason_page_stage_and_selection_rule_has_words():
+    import re as _re
+    from pathlib import Path
+
+    from segwork.clean import REASONS
+    from segwork.config import MAPS_DIR, NOTEBOOKS
+
+    segmenters = (Path(FOLDER).parent / "segmenters.py").read_text(encoding="utf-8")
+    rules = set(_re.findall(r'"rule": "([a-z_]+)"', segmenters))
+    rules |= set(_re.findall(r'rule = "([a-z_]+)" if fixed else "([a-z_]+)"', segmenters)[0])
+    stages = set()
+    for path in MAPS_DIR.glob("*.yaml"):
+        stages |= {s["stage"] for s in yaml.safe_load(path.read_text(encoding="utf-8"))["segments"]}
+    for lang in languages():
+        t = catalogue(lang)
+        assert set(REASONS) <= set(t["reasons"]), lang
+        assert set(NOTEBOOKS) <= set(t["pages"]), lang
+        assert stages and stages <= set(t["stages"]), lang
+        assert rules == {"fixed_k", "highest_silhouette", "distance_threshold", "hdbscan_grid"}
+        assert rules <= set(t["selection"]), lang
+
+
+def test_every_warning_code_produced_has_words_with_its_params():
+    import re as _re
+    from pathlib import Path
+
+    src = "".join(
+        (Path(FOLDER).parent / f).read_text(encoding="utf-8") for f in ("read.py", "pipeline.py")
+    )
+    codes = set(_re.findall(r'\(\s*"([a-z_]+)",\s*(?:f?"|_skipped_note)', src)) & {
+        "stale_data",
+        "cancel_heavy_customers",
+        "missing_customer_markers",
+        "ambiguous_dates",
+        "sheets_skipped",
+    }
+    assert len(codes) == 5
+    for lang in languages():
+        assert codes <= set(catalogue(lang)["warnings"]), lang
+
+
+def test_every_figure_text_key_is_in_the_catalogue():
+    import re as _re
+    from pathlib import Path
+
+    figures = (Path(FOLDER).parent / "report" / "figures.py").read_text(encoding="utf-8")
+    keys = set(_re.findall(r'\bt\("([a-z_]+)", lang\)', figures))
+    keys |= {f"top_{k}" for k in ("country", "product")}
+    keys |= {f"{c}_short" for c in ("recency", "frequency", "monetary")}
+    assert len(keys) > 30
+    for lang in languages():
+        assert keys <= set(catalogue(lang)["figures"]), (
+            lang,
+            keys - set(catalogue(lang)["figures"]),
+        )

@@ -28,7 +28,7 @@ from segwork.config import RunParams, check_params, parse_as_of
 from segwork.errors import SegworkInputError
 from segwork.maps import SegmentMap
 from segwork.publish import atomic_dir, out_lock
-from segwork.read import NA_TOKENS, SourceInfo, open_source
+from segwork.read import NA_TOKENS, Notice, SourceInfo, open_source
 from segwork.rfm import edges_report
 from segwork.schema import Config, config_to_dict, load_config
 from segwork.store import BY_CUSTOMER, Store
@@ -70,8 +70,8 @@ class Prepared:
     segmenter: rfm.RFMSegmenter
     timings: Timer
     store: Store
-    #: data-quality warnings found while computing, as (code, message)
-    warnings: tuple[tuple[str, str], ...] = ()
+    #: data-quality warnings found while computing, as (code, message, params)
+    warnings: tuple[Notice, ...] = ()
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -134,9 +134,13 @@ def compute_ledger_and_rfm(
 
 def data_warnings(
     con: duckdb.DuckDBPyConnection, as_of: date, last: date, na_ids: tuple[str, ...]
-) -> tuple[tuple[str, str], ...]:
-    """Warnings an analyst should read before trusting the numbers, as (code, message)."""
-    out: list[tuple[str, str]] = []
+) -> tuple[Notice, ...]:
+    """Warnings an analyst should read before trusting the numbers, as (code, message, params).
+
+    The message is the English log line; the report words each code from the text catalogue
+    with its params.
+    """
+    out: list[Notice] = []
     gap = (as_of - last).days
     if gap > STALE_DAYS:
         out.append(
@@ -144,6 +148,7 @@ def data_warnings(
                 "stale_data",
                 f"the as-of date {as_of} is {gap} days after the latest kept transaction "
                 f"({last}); recency is measured from a date with no data behind it",
+                {"as_of": as_of.isoformat(), "gap": gap, "last": last.isoformat()},
             )
         )
     n, ids = clean.cancel_heavy_customers(con, CANCEL_HEAVY_SHARE)
@@ -154,6 +159,7 @@ def data_warnings(
                 "cancel_heavy_customers",
                 f"{n:,} customers cancelled more than {CANCEL_HEAVY_SHARE:.0%} of the value "
                 f"they bought (e.g. {shown})",
+                {"n": n, "share": CANCEL_HEAVY_SHARE, "examples": shown},
             )
         )
     if na_ids:
@@ -162,6 +168,7 @@ def data_warnings(
                 "missing_customer_markers",
                 "customer IDs " + ", ".join(repr(i) for i in na_ids) + " mean a missing "
                 "customer; their rows are counted as missing_customer",
+                {"ids": [repr(i) for i in na_ids]},
             )
         )
     return tuple(out)
@@ -252,11 +259,14 @@ def load_truth(data_path: Path) -> pd.Series | None:
     return df.set_index(df["customer_id"].astype(str))["persona"]
 
 
-def summary_warnings(prep: Prepared) -> list[dict[str, str]]:
+def summary_warnings(prep: Prepared) -> list[dict[str, Any]]:
     """summary.json ``warnings``: the reader's (ambiguous dates, skipped sheets, ...) then the
-    data's (stale data, cancel-heavy customers, ...), each {code, message}."""
+    data's (stale data, cancel-heavy customers, ...), each {code, params, message}."""
     found = tuple(getattr(prep.source, "warnings", ())) + tuple(prep.warnings)
-    return [{"code": code, "message": message} for code, message in found]
+    return [
+        {"code": code, "params": dict(params), "message": message}
+        for code, message, params in found
+    ]
 
 
 def build_summary(prep: Prepared, cfg: Config, params: RunParams) -> dict[str, Any]:
@@ -279,7 +289,7 @@ def build_summary(prep: Prepared, cfg: Config, params: RunParams) -> dict[str, A
     return {
         "segwork_version": __version__,
         "as_of": prep.as_of.isoformat(),
-        "as_of_source": "given" if prep.as_of_given else "day after the latest kept transaction",
+        "as_of_source": "given" if prep.as_of_given else "latest_plus_one",
         "period": {"first": prep.first_date.isoformat(), "last": prep.last_date.isoformat()},
         "source": {
             "path": str(src.path),
