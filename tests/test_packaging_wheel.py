@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -26,10 +27,15 @@ def _run(cmd: list[str], jupyter: Path | None = None, **kw) -> subprocess.Comple
 
 @pytest.mark.slow
 def test_built_wheel_in_a_fresh_venv_writes_every_page(tmp_path):
+    src = tmp_path / "src"  # build from a copy: setuptools leaves build/ and *.egg-info behind
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    shutil.copytree(ROOT / "lib", src / "lib", ignore=skip)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
     dist = tmp_path / "dist"
     built = _run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-         "-w", str(dist), str(ROOT)]
+         "-w", str(dist), str(src)]
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
     (wheel,) = dist.glob("segwork-*.whl")
