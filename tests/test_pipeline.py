@@ -32,6 +32,16 @@ read:
 """
 
 
+def messages(warnings) -> dict[str, str]:
+    """Warning code -> English message."""
+    return {code: message for code, message, _ in warnings}
+
+
+def params(warnings) -> dict[str, dict]:
+    """Warning code -> the params the report's text catalogue words it with."""
+    return {code: dict(values) for code, _, values in warnings}
+
+
 def korean_twins(df: pd.DataFrame, tmp: Path) -> tuple[Path, Path, Path]:
     """The same rows as a UTF-8 CSV (English headers) and a CP949 CSV with Korean headers + config."""
     df = df.copy()
@@ -150,7 +160,10 @@ def test_parquet_text_na_customer_ids_are_missing_not_one_giant_vip(tmp_path):
     )
     kept = prep.con.execute("SELECT count(*) FROM tx_kept WHERE customer_id IN ('nan', '-')")
     assert kept.fetchone()[0] == 0
-    assert "missing_customer_markers" in dict(prep.warnings)
+    assert "missing_customer_markers" in messages(prep.warnings)
+    assert params(prep.warnings)["missing_customer_markers"] == {
+        "ids": [repr(m) for m in sorted(markers)]
+    }
 
 
 def test_stale_data_and_cancel_heavy_customers_are_warned(tmp_path):
@@ -163,12 +176,24 @@ def test_stale_data_and_cancel_heavy_customers_are_warned(tmp_path):
     pd.concat([df, cancel], ignore_index=True).to_csv(p, index=False)
     prep = prepare(p, Config())
     assert "1003" not in prep.table.index
-    assert [c for c, _ in prep.warnings] == ["cancel_heavy_customers"]
-    assert "1 customers" in dict(prep.warnings)["cancel_heavy_customers"]
+    assert [c for c, _, _ in prep.warnings] == ["cancel_heavy_customers"]
+    assert "1 customers" in messages(prep.warnings)["cancel_heavy_customers"]
+    assert params(prep.warnings)["cancel_heavy_customers"] == {
+        "n": 1,
+        "share": 0.5,
+        "examples": "1003",
+    }
     late = prepare(p, Config(), as_of=prep.last_date + pd.Timedelta(days=91))
-    assert dict(late.warnings)["stale_data"].startswith(f"the as-of date {late.as_of} is 91 days")
+    assert messages(late.warnings)["stale_data"].startswith(
+        f"the as-of date {late.as_of} is 91 days"
+    )
+    assert params(late.warnings)["stale_data"] == {
+        "as_of": late.as_of.isoformat(),
+        "gap": 91,
+        "last": late.last_date.isoformat(),
+    }
     ok = prepare(p, Config(), as_of=prep.last_date + pd.Timedelta(days=90))
-    assert "stale_data" not in dict(ok.warnings)
+    assert "stale_data" not in messages(ok.warnings)
 
 
 def test_cancel_status_needs_a_mapped_status_column(tmp_path):
@@ -193,7 +218,7 @@ def test_uci_cancelled_giant_orders_no_longer_count(uci_parquet):
     assert (c.frequency, c.monetary) == (1, 2.90)  # two brushes on 2011-05-18
     assert "12346" not in prep.table.index  # its one order was the cancelled one
     assert prep.as_of == date(2011, 12, 10)
-    heavy = dict(prep.warnings)["cancel_heavy_customers"]
+    heavy = messages(prep.warnings)["cancel_heavy_customers"]
     assert "16446" in heavy and "12346" in heavy
     net = prepare(uci_parquet, Config(clean=CleanRules(cancellations="net")))
     net.ledger.check()

@@ -788,8 +788,9 @@ def test_excel_reads_every_sheet_with_the_data_header(tmp_path: Path) -> None:
     assert info.sheets == ("Year 2009-2010", "Year 2010-2011")
     assert info.sheets_skipped == ("Notes", "Pivot")
     assert_rows(rows, EXPECTED)
-    (code, message), *_ = [w for w in info.warnings if w[0] == "sheets_skipped"]
+    (code, message, shown), *_ = [w for w in info.warnings if w[0] == "sheets_skipped"]
     assert "'Notes', 'Pivot'" in message and "read.sheet" in message and "\n" not in message
+    assert shown == {"skipped": "'Notes', 'Pivot'", "read": "'Year 2009-2010', 'Year 2010-2011'"}
     info, rows, _ = open_view(path, config_from_dict({"read": {"sheet": "Year 2010-2011"}}))
     assert info.sheets == ("Year 2010-2011",) and info.sheets_skipped == ()
     assert [r[1] for r in rows] == ["C536367"]
@@ -819,9 +820,17 @@ def test_date_format_settles_ambiguous_dates_with_a_warning(tmp_path: Path) -> N
         datetime(2011, 10, 3, 18, 0),
     ]
     assert info.date_format == "%d/%m/%Y %H:%M"
-    [(code, message)] = info.warnings
+    [(code, message, shown)] = info.warnings
     assert code == "ambiguous_dates"
     assert "'%m/%d/%Y %H:%M'" in message and "2011-01-12 10:00" in message
+    assert shown == {
+        "column": "'invoice_date'",
+        "row": 1,
+        "raw": "'01/12/2011 10:00'",
+        "value": "2011-12-01 10:00",
+        "other": "2011-01-12 10:00",
+        "other_format": "'%m/%d/%Y %H:%M'",
+    }
 
 
 def test_unambiguous_dates_record_their_format(tmp_path: Path) -> None:

@@ -29,25 +29,6 @@ REASONS: tuple[str, ...] = (
     "duplicate",
 )
 
-REASON_LABELS: dict[str, dict[str, str]] = {
-    "missing_date": {"en": "Missing invoice date", "ko": "주문일 없음"},
-    "missing_amount": {"en": "Missing quantity or price", "ko": "수량·단가 없음"},
-    "missing_customer": {"en": "Missing customer ID", "ko": "고객번호 없음"},
-    "cancellation": {"en": "Cancellation or return", "ko": "취소·반품"},
-    "cancelled_purchase": {
-        "en": "Purchase later cancelled (matched)",
-        "ko": "취소된 구매(취소 건과 대응)",
-    },
-    "non_product_code": {
-        "en": "Non-product code (postage, fees...)",
-        "ko": "상품 아닌 코드(배송비·수수료 등)",
-    },
-    "non_positive_quantity": {"en": "Quantity <= 0", "ko": "수량 0 이하"},
-    "non_positive_price": {"en": "Price <= 0", "ko": "단가 0 이하"},
-    "after_as_of": {"en": "After the as-of date", "ko": "기준일 이후"},
-    "duplicate": {"en": "Exact duplicate line", "ko": "완전 중복 행"},
-}
-
 _CENT = 0.005
 
 

@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from segwork.errors import SegworkInputError
+from segwork.text import languages
 
 PACKAGE = Path(__file__).resolve().parent
 NOTEBOOKS_DIR = PACKAGE / "notebooks"  # the report notebooks ship inside the package
@@ -20,7 +21,7 @@ MAPS_DIR = PACKAGE / "maps"
 KERNEL = "segwork"  # the Jupyter kernel `make install` registers
 NOTEBOOKS = ("01_eda", "02_rfm_segments", "03_clusters", "04_compare_and_profile")
 METHODS = ("kmeans", "ward", "hdbscan")  # clustering methods, in report order
-LANGS = ("ko", "en")
+LANGS = languages()  # every language with a text catalogue (text/<lang>.yaml)
 
 DEFAULT_SEED = 0
 DEFAULT_SYNTH_CUSTOMERS = 5_000

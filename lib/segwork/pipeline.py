@@ -25,7 +25,7 @@ from segwork.config import RunParams, check_params, parse_as_of
 from segwork.errors import SegworkInputError
 from segwork.maps import SegmentMap
 from segwork.publish import atomic_dir, out_lock
-from segwork.read import NA_TOKENS, SourceInfo, open_source
+from segwork.read import NA_TOKENS, Notice, SourceInfo, open_source
 from segwork.schema import Config, load_config
 from segwork.store import BY_CUSTOMER, Store
 from segwork.summary import Summary, build_summary
@@ -67,8 +67,8 @@ class Prepared:
     segmenter: rfm.RFMSegmenter
     timings: Timer
     store: Store
-    #: data-quality warnings found while computing, as (code, message)
-    warnings: tuple[tuple[str, str], ...] = ()
+    #: data-quality warnings found while computing, as (code, message, params)
+    warnings: tuple[Notice, ...] = ()
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -131,9 +131,13 @@ def compute_ledger_and_rfm(
 
 def data_warnings(
     con: duckdb.DuckDBPyConnection, as_of: date, last: date, na_ids: tuple[str, ...]
-) -> tuple[tuple[str, str], ...]:
-    """Warnings an analyst should read before trusting the numbers, as (code, message)."""
-    out: list[tuple[str, str]] = []
+) -> tuple[Notice, ...]:
+    """Warnings an analyst should read before trusting the numbers, as (code, message, params).
+
+    The message is the English log line; the report words each code from the text catalogue
+    with its params.
+    """
+    out: list[Notice] = []
     gap = (as_of - last).days
     if gap > STALE_DAYS:
         out.append(
@@ -141,6 +145,7 @@ def data_warnings(
                 "stale_data",
                 f"the as-of date {as_of} is {gap} days after the latest kept transaction "
                 f"({last}); recency is measured from a date with no data behind it",
+                {"as_of": as_of.isoformat(), "gap": gap, "last": last.isoformat()},
             )
         )
     n, ids = clean.cancel_heavy_customers(con, CANCEL_HEAVY_SHARE)
@@ -151,6 +156,7 @@ def data_warnings(
                 "cancel_heavy_customers",
                 f"{n:,} customers cancelled more than {CANCEL_HEAVY_SHARE:.0%} of the value "
                 f"they bought (e.g. {shown})",
+                {"n": n, "share": CANCEL_HEAVY_SHARE, "examples": shown},
             )
         )
     if na_ids:
@@ -159,6 +165,7 @@ def data_warnings(
                 "missing_customer_markers",
                 "customer IDs " + ", ".join(repr(i) for i in na_ids) + " mean a missing "
                 "customer; their rows are counted as missing_customer",
+                {"ids": [repr(i) for i in na_ids]},
             )
         )
     return tuple(out)

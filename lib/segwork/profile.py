@@ -13,49 +13,18 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from segwork.text import catalogue
+
 if TYPE_CHECKING:  # pragma: no cover
     from segwork.summary import Method
 
 RFM = ("recency_days", "frequency", "monetary")
 
-COLUMN_NAMES: dict[str, dict[str, str]] = {
-    "group": {"ko": "그룹", "en": "Group"},
-    "name": {"ko": "이름", "en": "Name"},
-    "stage": {"ko": "여정 단계", "en": "Journey stage"},
-    "customers": {"ko": "고객 수", "en": "Customers"},
-    "customer_share": {"ko": "고객 비중(%)", "en": "Customer share (%)"},
-    "revenue": {"ko": "매출", "en": "Revenue"},
-    "revenue_share": {"ko": "매출 비중(%)", "en": "Revenue share (%)"},
-    "median_recency_days": {"ko": "최근성 중앙값(일)", "en": "Median recency (days)"},
-    "median_frequency": {"ko": "구매 횟수 중앙값", "en": "Median frequency"},
-    "median_monetary": {"ko": "구매 금액 중앙값", "en": "Median monetary"},
-    "kpi": {"ko": "핵심 지표", "en": "KPI"},
-    "actions": {"ko": "추천 액션", "en": "Recommended actions"},
-    "top_countries": {"ko": "주요 국가", "en": "Top countries"},
-    "top_products": {"ko": "주요 상품", "en": "Top products"},
-    "rules": {"ko": "규칙", "en": "Rules"},
-}
-STAGE_NAMES: dict[str, dict[str, str]] = {
-    "acquisition": {"ko": "획득", "en": "Acquisition"},
-    "conversion": {"ko": "전환", "en": "Conversion"},
-    "retention": {"ko": "유지", "en": "Retention"},
-}
-
-#: Words for the profile codes of ``segwork.evaluate.profile_code`` ("recent+frequent+high_spend").
-PROFILE_WORDS: dict[str, dict[str, str]] = {
-    "recent": {"ko": "최근 구매", "en": "recent"},
-    "lapsed": {"ko": "구매 뜸함", "en": "lapsed"},
-    "frequent": {"ko": "자주 구매", "en": "frequent"},
-    "infrequent": {"ko": "가끔 구매", "en": "infrequent"},
-    "high_spend": {"ko": "고액", "en": "high-spend"},
-    "low_spend": {"ko": "소액", "en": "low-spend"},
-}
-
 
 def _t(key: str, lang: str) -> str:
-    """A column or stage name in ``lang``."""
-    table = COLUMN_NAMES.get(key) or STAGE_NAMES.get(key)
-    return table["ko" if lang == "ko" else "en"] if table else key
+    """A column or stage name in ``lang`` (the catalogue's ``columns`` and ``stages``)."""
+    t = catalogue(lang)
+    return t["columns"].get(key) or t["stages"].get(key) or key
 
 
 def group_stats(customers: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -133,7 +102,7 @@ def segment_cards(
 ) -> list[ProfileCard]:
     """One card per non-empty RFM group, in segment-map order, with stage, KPI and actions."""
     stats = group_stats(customers, "rfm_segment_id")
-    lk = "ko" if lang == "ko" else "en"
+    lk = lang  # the segment map holds each group's names, KPI and actions per language
     cards = []
     for seg in segment_map["segments"]:
         if seg["id"] not in stats.index:
@@ -164,22 +133,25 @@ def cluster_name(method_summary: Method, cluster: str, labels: Mapping[str, str]
     The summary holds ids only (``vip``, ``recent+frequent+high_spend``); this is where they
     become words.
     """
+    t = catalogue(lang)
     key = summary_key(cluster)
     if key == "noise":
-        return "노이즈 (밀집 그룹 없음)" if lang == "ko" else "noise (no dense group)"
+        return t("clusters.noise")
     for d in method_summary.dominant_groups.get("rfm", []):
         if d.cluster == key:
-            return f"{labels.get(d.dominant, d.dominant)} ({d.share:.0%})"
+            name = labels.get(d.dominant, d.dominant)
+            return t("clusters.named", name=name, share=d.share)
     code = method_summary.names.get(key, key)
     return labels.get(code) or profile_text(code, lang)
 
 
 def profile_text(code: str, lang: str) -> str:
     """A profile code ("recent+frequent+high_spend") in words; anything else unchanged."""
+    words = catalogue(lang)["profile_words"]
     parts = code.split("+")
-    if not all(p in PROFILE_WORDS for p in parts):
+    if not all(p in words for p in parts):
         return code
-    return ", ".join(PROFILE_WORDS[p]["ko" if lang == "ko" else "en"] for p in parts)
+    return ", ".join(words[p] for p in parts)
 
 
 def cluster_cards(
@@ -195,7 +167,7 @@ def cluster_cards(
     if column not in customers or method_summary is None or method_summary.status != "ok":
         return []
     stats = group_stats(customers, column)
-    lk = "ko" if lang == "ko" else "en"
+    lk = lang  # the segment map holds each group's names, KPI and actions per language
     labels = {s["id"]: s[lk] for s in segment_map["segments"]}
     by_id = {s["id"]: s for s in segment_map["segments"]}
     dominant = {d.cluster: d.dominant for d in method_summary.dominant_groups.get("rfm", [])}
@@ -245,7 +217,7 @@ def segment_table(
 ) -> pd.DataFrame:
     """Every RFM group (empty ones too) with stage, size, shares, KPI and actions, in map order."""
     stats = group_stats(customers, "rfm_segment_id")
-    lk = "ko" if lang == "ko" else "en"
+    lk = lang  # the segment map holds each group's names, KPI and actions per language
     rows = []
     for s in segment_map["segments"]:
         has = s["id"] in stats.index

@@ -21,6 +21,7 @@ import gzip
 import io
 import math
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,11 @@ SAMPLE_BYTES = 1 << 16
 DATE_SAMPLE_ROWS = 2000
 
 
+#: A data-quality warning: (code, English message for the log, params the report's text
+#: catalogue words the code with).
+Notice = tuple[str, str, Mapping[str, Any]]
+
+
 @dataclass(frozen=True)
 class SourceInfo:
     """What :func:`open_source` found: format, layout, encoding, headers and the mapping used."""
@@ -132,7 +138,7 @@ class SourceInfo:
     sheets: tuple[str, ...] | None  # Excel sheets read
     date_format: str | None = None  # "ISO 8601", a strftime pattern, "Excel date cells", ...
     sheets_skipped: tuple[str, ...] = ()  # Excel sheets left out because their header differs
-    warnings: tuple[tuple[str, str], ...] = ()  # (code, message), e.g. ("ambiguous_dates", ...)
+    warnings: tuple[Notice, ...] = ()  # (code, message, params), e.g. ("ambiguous_dates", ...)
     header_row: int = 1  # 1-based row of the header (of the first sheet read)
 
 
@@ -171,7 +177,7 @@ class _Dates:
 
     expr: str
     label: str | None
-    warnings: tuple[tuple[str, str], ...] = ()
+    warnings: tuple[Notice, ...] = ()
 
 
 # --------------------------------------------------------------------------- public entry
@@ -213,7 +219,11 @@ def open_source(
             _unregister(con, raw_name)
     notes = list(dates.warnings)
     if book is not None and book.skipped:
-        notes.append(("sheets_skipped", _skipped_note(p, book)))
+        shown = {
+            "skipped": ", ".join(repr(s) for s in book.skipped),
+            "read": ", ".join(repr(s) for s in book.sheets),
+        }
+        notes.append(("sheets_skipped", _skipped_note(p, book), shown))
     return SourceInfo(
         path=p,
         format=fmt,
@@ -1130,7 +1140,7 @@ def _first_clash(
 
 def _ambiguity_warning(
     path: Path, con: duckdb.DuckDBPyConnection, rel: _Relation, header: str, date_format: str
-) -> tuple[tuple[str, str], ...]:
+) -> tuple[Notice, ...]:
     """('ambiguous_dates', ...) when a detected order also reads every value, differently."""
     value = _text(header, rel.types[header])
     fits, _ = _families_parsing_all(path, con, rel, header, value)
@@ -1145,6 +1155,14 @@ def _ambiguity_warning(
                     f"{path}: column {header!r}: every date also reads as {fmt!r}, e.g. row {row}: "
                     f"{raw!r} is {_show_ts(mine)} with read.date_format {date_format!r} but "
                     f"{_show_ts(other)} as {fmt!r}; check that read.date_format is the file's order",
+                    {
+                        "column": repr(header),
+                        "row": row,
+                        "raw": repr(raw),
+                        "value": _show_ts(mine),
+                        "other": _show_ts(other),
+                        "other_format": repr(fmt),
+                    },
                 ),
             )
     return ()

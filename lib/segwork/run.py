@@ -76,7 +76,7 @@ def run(
     if params.report:
         from segwork.report.pages import write_reports_index
 
-        write_reports_index(publisher.out.parent, Path(params.reports_root), say)
+        write_reports_index(publisher.out.parent, Path(params.reports_root), say, params.lang)
     return publisher.out
 
 

@@ -348,7 +348,7 @@ class KMeansSegmenter(_RFMSegmenter):
         self.cluster_centers_ = np.asarray(centers)[inv]
         self.labels_ = labels
         self.n_clusters_ = int(len(inv))
-        rule = "fixed n_clusters" if fixed else "highest silhouette (ties -> smaller k)"
+        rule = "fixed_k" if fixed else "highest_silhouette"
         self.selection_ = to_jsonable(
             {"rule": rule, "chosen_k": k, "n_selection_sample": len(sel), "scores": scores}
         )
@@ -482,14 +482,14 @@ class WardSegmenter(_RFMSegmenter):
         if self.distance_threshold is not None:
             lab = fcluster(z, t=float(self.distance_threshold), criterion="distance") - 1
             return lab, {
-                "rule": "distance threshold",
+                "rule": "distance_threshold",
                 "distance_threshold": self.distance_threshold,
                 "chosen_k": int(lab.max()) + 1,
             }
         if self.n_clusters is not None:
             k = min(int(self.n_clusters), n_distinct_rows(xs))
             lab = fcluster(z, t=k, criterion="maxclust") - 1
-            return lab, {"rule": "fixed n_clusters", "chosen_k": int(lab.max()) + 1}
+            return lab, {"rule": "fixed_k", "chosen_k": int(lab.max()) + 1}
         ks = _k_candidates(self.k_range, n_distinct_rows(xs))
         if not ks:
             return None, {"reason": f"too few distinct customers for any k in {list(self.k_range)}"}
@@ -501,7 +501,7 @@ class WardSegmenter(_RFMSegmenter):
         best = -max(finite)[1] if finite else ks[0]
         lab = cuts[ks.index(best)]
         return lab, {
-            "rule": "highest silhouette (ties -> smaller k)",
+            "rule": "highest_silhouette",
             "chosen_k": best,
             "scores": {"k": ks, "silhouette": sils, "n_silhouette_sample": len(sil_idx)},
             "top_merge_heights": heights,
@@ -579,7 +579,7 @@ class HDBSCANSegmenter(_RFMSegmenter):
             )
         best, grid = self._search(xs)
         self.selection_ = {
-            "rule": "most clusters>=2, then highest DBCV, then least noise",
+            "rule": "hdbscan_grid",
             "grid": grid,
             "n_fit_sample": len(idx),
         }

@@ -444,7 +444,10 @@ def data_warnings(prep: Prepared) -> list[DataWarning]:
     """The reader's warnings (ambiguous dates, skipped sheets, ...) then the data's (stale data,
     cancel-heavy customers, ...)."""
     found = tuple(getattr(prep.source, "warnings", ())) + tuple(prep.warnings)
-    return [DataWarning(code=code, message=message) for code, message in found]
+    return [
+        DataWarning(code=code, params=dict(params), message=message)
+        for code, message, params in found
+    ]
 
 
 def build_summary(

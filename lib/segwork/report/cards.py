@@ -5,7 +5,9 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from segwork.profile import ProfileCard, _t
+from segwork.profile import ProfileCard
+from segwork.report.views import rule_text
+from segwork.text import catalogue
 
 
 def _fmt_money(v: float) -> str:
@@ -16,24 +18,32 @@ def _fmt_money(v: float) -> str:
 def card_html(card: ProfileCard, lang: str) -> str:
     """One card as an HTML block; every data-derived string is escaped."""
     e = html.escape
-    ko = lang == "ko"
+    t = catalogue(lang)
+    names = t["columns"]
     lines = [
         "<div class='segwork-card' style='border:1px solid #ccd;border-radius:6px;padding:8px 12px;margin:6px 0'>",
         f"<h4 style='margin:2px 0'>{e(card.name)}"
         + (f" <small style='color:#667'>· {e(card.stage)}</small>" if card.stage else "")
         + "</h4>",
         "<p style='margin:2px 0'>"
-        + (
-            f"고객 {card.customers:,}명 ({card.customer_share:.1%}) · 매출 {_fmt_money(card.revenue)} ({card.revenue_share:.1%})"
-            if ko
-            else f"{card.customers:,} customers ({card.customer_share:.1%}) · revenue {_fmt_money(card.revenue)} ({card.revenue_share:.1%})"
+        + e(
+            t(
+                "cards.size",
+                customers=card.customers,
+                customer_share=card.customer_share,
+                revenue=_fmt_money(card.revenue),
+                revenue_share=card.revenue_share,
+            )
         )
         + "</p>",
         "<p style='margin:2px 0'>"
-        + (
-            f"중앙값: 최근성 {card.median_recency_days:,.0f}일 · 구매 {card.median_frequency:,.0f}회 · 금액 {_fmt_money(card.median_monetary)}"
-            if ko
-            else f"Medians: recency {card.median_recency_days:,.0f} days · {card.median_frequency:,.0f} orders · spend {_fmt_money(card.median_monetary)}"
+        + e(
+            t(
+                "cards.medians",
+                recency=card.median_recency_days,
+                frequency=card.median_frequency,
+                monetary=_fmt_money(card.median_monetary),
+            )
         )
         + "</p>",
     ]
@@ -43,14 +53,15 @@ def card_html(card: ProfileCard, lang: str) -> str:
         ("rules", card.rules),
     ):
         if values:
+            shown = [rule_text(v, lang) for v in values] if key == "rules" else values
             lines.append(
-                f"<p style='margin:2px 0'><b>{e(_t(key, lang))}</b>: {e(', '.join(values))}</p>"
+                f"<p style='margin:2px 0'><b>{e(names[key])}</b>: {e(', '.join(shown))}</p>"
             )
     if card.kpi:
-        lines.append(f"<p style='margin:2px 0'><b>{e(_t('kpi', lang))}</b>: {e(card.kpi)}</p>")
+        lines.append(f"<p style='margin:2px 0'><b>{e(names['kpi'])}</b>: {e(card.kpi)}</p>")
     if card.actions:
         items = "".join(f"<li>{e(a)}</li>" for a in card.actions)
-        lines.append(f"<b>{e(_t('actions', lang))}</b><ul style='margin:2px 0'>{items}</ul>")
+        lines.append(f"<b>{e(names['actions'])}</b><ul style='margin:2px 0'>{items}</ul>")
     lines.append("</div>")
     return "\n".join(lines)
 

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from segwork.config import DEFAULT_LANG
+
 Kind = Literal["ok", "cell_error", "error", "kernel", "timeout", "cancelled"]
 Progress = Callable[[str], None]
 
@@ -97,6 +99,24 @@ def _export(job: Job) -> None:
         export_html(Path(job.dst), Path(job.html), job.title)
 
 
+def _source(job: Job) -> str:
+    """``job.src`` with only the prose of the run's language, written beside the job's status.
+
+    Papermill records this path as the notebook's ``input_path``; the cells tagged for other
+    languages never reach the executed notebook or its page.
+    """
+    import nbformat
+
+    from segwork.report.export import keep_language
+
+    nb = keep_language(
+        nbformat.read(job.src, as_version=4), job.parameters.get("lang", DEFAULT_LANG)
+    )
+    dest = Path(job.status_dir) / Path(job.src).name
+    nbformat.write(nb, dest)
+    return str(dest)
+
+
 def run_job(job: Job) -> Kind:
     """Execute ``job`` with papermill in this process and record the outcome; returns its kind."""
     import papermill as pm
@@ -109,7 +129,7 @@ def run_job(job: Job) -> Kind:
     error = None
     try:
         pm.execute_notebook(
-            job.src,
+            _source(job),
             job.dst,
             parameters=job.parameters,
             kernel_name=job.kernel,

@@ -16,52 +16,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from segwork.text import catalogue
+
 if TYPE_CHECKING:  # pragma: no cover
     from segwork.summary import Ledger, Method
 
-TEXT: dict[str, dict[str, str]] = {
-    "ledger": {"ko": "데이터 원장: 행 수", "en": "Data ledger: rows"},
-    "rows": {"ko": "행 수", "en": "Rows"},
-    "read": {"ko": "읽은 행", "en": "Rows read"},
-    "kept": {"ko": "분석에 사용", "en": "Kept"},
-    "monthly": {"ko": "월별 주문 수와 매출", "en": "Orders and revenue per month"},
-    "orders": {"ko": "주문 수", "en": "Orders"},
-    "revenue": {"ko": "매출", "en": "Revenue"},
-    "month": {"ko": "월", "en": "Month"},
-    "customers": {"ko": "고객 수", "en": "Customers"},
-    "recency_days": {"ko": "최근성(일)", "en": "Recency (days)"},
-    "frequency": {"ko": "구매 횟수(로그 축)", "en": "Frequency (log axis)"},
-    "monetary": {"ko": "구매 금액(로그 축)", "en": "Monetary (log axis)"},
-    "rfm_dist": {"ko": "R·F·M 분포", "en": "Distributions of R, F, M"},
-    "top_country": {"ko": "매출 상위 국가", "en": "Top countries by revenue"},
-    "top_product": {"ko": "매출 상위 상품", "en": "Top products by revenue"},
-    "segment_map": {"ko": "세그먼트 맵 (R × F+M)", "en": "Segment map (R x F+M)"},
-    "r_score": {"ko": "R 점수", "en": "R score"},
-    "fm_score": {"ko": "F 점수 + M 점수", "en": "F score + M score"},
-    "sizes": {"ko": "세그먼트별 고객·매출 비중", "en": "Customer and revenue share per segment"},
-    "customer_share": {"ko": "고객 비중(%)", "en": "Customer share (%)"},
-    "revenue_share": {"ko": "매출 비중(%)", "en": "Revenue share (%)"},
-    "elbow": {"ko": "K-Means 엘보(관성)", "en": "K-Means elbow (inertia)"},
-    "silhouette": {"ko": "실루엣 점수", "en": "Silhouette score"},
-    "inertia": {"ko": "관성", "en": "Inertia"},
-    "k": {"ko": "군집 수 k", "en": "Number of clusters k"},
-    "dendrogram": {"ko": "Ward 덴드로그램 (표본)", "en": "Ward dendrogram (sample)"},
-    "height": {"ko": "병합 거리", "en": "Merge distance"},
-    "dbcv": {"ko": "HDBSCAN 격자: DBCV", "en": "HDBSCAN grid: DBCV"},
-    "min_cluster_size": {"ko": "최소 군집 크기", "en": "min_cluster_size"},
-    "min_samples": {"ko": "min_samples", "en": "min_samples"},
-    "cluster_sizes": {"ko": "방법별 군집 크기", "en": "Cluster sizes per method"},
-    "cluster": {"ko": "군집", "en": "Cluster"},
-    "profiles": {
-        "ko": "군집 프로필 (중앙값, 전체 대비 배수)",
-        "en": "Cluster profiles (median / overall median)",
-    },
-    "agreement": {"ko": "분할 간 일치도 (ARI)", "en": "Agreement between segmentations (ARI)"},
-    "contingency": {"ko": "군집 × RFM 그룹 (고객 수)", "en": "Clusters x RFM groups (customers)"},
-    "stability": {"ko": "부트스트랩 안정성 (평균 ARI)", "en": "Bootstrap stability (mean ARI)"},
-    "chosen": {"ko": "선택", "en": "chosen"},
-    "noise": {"ko": "노이즈", "en": "noise"},
-}
 PALETTE = (
     "#3b6ea5",
     "#e07b39",
@@ -78,8 +37,8 @@ PALETTE = (
 
 
 def t(key: str, lang: str) -> str:
-    """The figure text for ``key`` in ``lang`` (ko or en)."""
-    return TEXT[key]["ko" if lang == "ko" else "en"]
+    """The figure text for ``key`` in ``lang`` (the catalogue's ``figures`` section)."""
+    return catalogue(lang)(f"figures.{key}")
 
 
 def _fig(width: float = 8.0, height: float = 4.0, ncols: int = 1) -> tuple[Figure, Any]:
@@ -330,7 +289,7 @@ def profile_heatmap(medians: pd.DataFrame, overall: pd.Series, title: str, lang:
     )
     for (i, j), v in np.ndenumerate(medians.to_numpy(dtype=float)):
         ax.text(j, i, f"{v:,.0f}", ha="center", va="center", fontsize=8)
-    ax.set_xticks(range(3), [t(c, lang).split("(")[0] for c in medians.columns])
+    ax.set_xticks(range(3), [t(f"{c.split('_')[0]}_short", lang) for c in medians.columns])
     ax.set_yticks(range(len(ratio)), [str(i) for i in ratio.index])
     ax.set_ylabel(t("cluster", lang))
     ax.set_title(f"{title}: {t('profiles', lang)}", fontsize=10)

@@ -15,15 +15,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 from segwork.config import TEMPLATES_DIR
 from segwork.report.fonts import embed_font
-from segwork.report.views import PAGE_TITLES, headline_comparison, reason_labels
+from segwork.report.views import headline_comparison, page_title, warning_text
 from segwork.summary import read_headline
+from segwork.text import catalogue
 
 Progress = Callable[[str], None]
-
-
-def _ko(lang: str) -> bool:
-    """True for Korean output."""
-    return lang == "ko"
 
 
 def _jinja() -> Any:
@@ -47,7 +43,8 @@ def index_context(
 
     ``segment_labels`` maps RFM segment ids to display names (the summary holds ids only)."""
     led = summary.ledger
-    labels = reason_labels(lang)
+    t = catalogue(lang)
+    labels = t["reasons"]
     groups = summary.rfm.groups
     total_rev = sum(g.revenue for g in groups.values()) or 1.0
     total_n = sum(g.customers for g in groups.values()) or 1
@@ -63,7 +60,7 @@ def index_context(
     segments.sort(key=lambda s: -s["revenue_share"])
     return {
         "lang": lang,
-        "ko": _ko(lang),
+        "t": t["index"],
         "as_of": summary.as_of.isoformat(),
         "period": summary.period,
         "source": Path(summary.source.path).name,
@@ -71,7 +68,7 @@ def index_context(
         "ledger": led,
         "dropped": [(labels.get(r, r), d.rows, d.revenue) for r, d in led.dropped.items()],
         "segments": segments,
-        "warnings": [w.message for w in summary.warnings],
+        "warnings": [warning_text(w, lang) for w in summary.warnings],
         "comparison": headline_comparison(summary, lang),
         "pages": pages,
         "version": summary.segwork_version,
@@ -86,10 +83,7 @@ def write_index(
     segment_labels: Mapping[str, str],
 ) -> Path:
     """The executive summary page ``index.html`` linking every notebook page."""
-    pages = [
-        (r.html.name, PAGE_TITLES.get(r.name, {}).get("ko" if _ko(lang) else "en", r.name))
-        for r in results
-    ]
+    pages = [(r.html.name, page_title(r.name, lang)) for r in results]
     context = index_context(summary, pages, lang, segment_labels)
     text = _jinja().get_template("index.html.j2").render(**context)
     dest = build / "index.html"
@@ -120,12 +114,15 @@ def month_entries(root: Path) -> list[dict[str, Any]]:
     return out
 
 
-def write_reports_index(parent: Path, reports_root: Path, say: Progress) -> Path | None:
+def write_reports_index(
+    parent: Path, reports_root: Path, say: Progress, lang: str = "en"
+) -> Path | None:
     """Regenerate ``reports/index.html`` from the month folders present (only under reports_root)."""
     if not reports_root.is_dir() or parent.resolve() != reports_root.resolve():
         return None
+    template = _jinja().get_template("reports_index.html.j2")
     text = embed_font(
-        _jinja().get_template("reports_index.html.j2").render(months=month_entries(reports_root))
+        template.render(months=month_entries(reports_root), lang=lang, t=catalogue(lang)["months"])
     )
     dest = reports_root / "index.html"
     tmp = reports_root / f".index.html.{os.getpid()}"

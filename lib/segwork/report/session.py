@@ -20,18 +20,13 @@ from segwork.errors import ReportError, SegworkInputError
 from segwork.report.execute import Children, Job, Limits, execute
 from segwork.report.export import export_html
 from segwork.report.pages import write_index
-from segwork.report.views import PAGE_TITLES
+from segwork.report.views import page_title
 from segwork.summary import read_summary
 
 if TYPE_CHECKING:  # pragma: no cover
     from segwork.config import RunParams
 
 Progress = Callable[[str], None]
-
-
-def _ko(lang: str) -> bool:
-    """True for Korean output."""
-    return lang == "ko"
 
 
 @dataclass(frozen=True)
@@ -80,11 +75,6 @@ def prewarm() -> threading.Thread:
     thread = threading.Thread(target=_imports, name="segwork-prewarm", daemon=True)
     thread.start()
     return thread
-
-
-def page_title(name: str, lang: str) -> str:
-    """The page title of a notebook in ``lang`` (its file stem when it has none)."""
-    return PAGE_TITLES.get(name, {}).get("ko" if _ko(lang) else "en", name)
 
 
 def _run_one(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -12,8 +13,8 @@ from segwork.artifacts import Artifacts
 if TYPE_CHECKING:  # pragma: no cover
     from segwork.summary import Ledger, Method, Summary
 
-
 from segwork.config import METHODS, NOTEBOOKS  # noqa: F401
+from segwork.text import catalogue
 
 __all__ = [
     "setup_notebook",
@@ -44,21 +45,26 @@ __all__ = [
     "truth_table",
     "truth_sentence",
     "headline_comparison",
+    "warning_text",
+    "rule_text",
+    "page_title",
     "METHODS",
-    "PAGE_TITLES",
 ]
-
-PAGE_TITLES: dict[str, dict[str, str]] = {
-    "01_eda": {"ko": "데이터 탐색과 품질", "en": "Data exploration and quality"},
-    "02_rfm_segments": {"ko": "RFM 세그먼트", "en": "RFM segments"},
-    "03_clusters": {"ko": "데이터 기반 군집", "en": "Data-driven clusters"},
-    "04_compare_and_profile": {"ko": "비교와 프로필 카드", "en": "Comparison and profile cards"},
-}
+SCORE_LETTERS = {"recency_days": "R", "frequency": "F", "monetary": "M"}
 
 
-def _ko(lang: str) -> bool:
-    """True for Korean output."""
-    return lang == "ko"
+def named(df: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """``df`` with its column ids (and index name) as headers in ``lang``; unknown ids unchanged."""
+    names = catalogue(lang)["columns"]
+    out = df.rename(columns=lambda c: names.get(c, c) if isinstance(c, str) else c)
+    if isinstance(out.index.name, str):
+        out.index.name = names.get(out.index.name, out.index.name)
+    return out
+
+
+def page_title(name: str, lang: str) -> str:
+    """The page title of a notebook in ``lang`` (its file stem when the catalogue has none)."""
+    return catalogue(lang)["pages"].get(name, name)
 
 
 def setup_notebook() -> None:
@@ -78,9 +84,7 @@ def setup_notebook() -> None:
 
 def reason_labels(lang: str) -> dict[str, str]:
     """Drop reason id -> readable label in ``lang``."""
-    from segwork.clean import REASON_LABELS
-
-    return {k: v["ko" if _ko(lang) else "en"] for k, v in REASON_LABELS.items()}
+    return dict(catalogue(lang)["reasons"])
 
 
 def headline(art: Artifacts, lang: str) -> pd.DataFrame:
@@ -88,34 +92,34 @@ def headline(art: Artifacts, lang: str) -> pd.DataFrame:
     s = art.summary
     led = s.ledger
     row = {
-        ("기준일" if _ko(lang) else "As of"): s.as_of.isoformat(),
-        ("기간" if _ko(lang) else "Period"): f"{s.period.first} ~ {s.period.last}",
-        ("데이터" if _ko(lang) else "Data"): Path(s.source.path).name,
-        ("고객 수" if _ko(lang) else "Customers"): s.customers,
-        ("사용 행" if _ko(lang) else "Rows kept"): f"{led.rows_kept:,} / {led.rows_in:,}",
+        "as_of": s.as_of.isoformat(),
+        "period": f"{s.period.first} ~ {s.period.last}",
+        "data": Path(s.source.path).name,
+        "customers": s.customers,
+        "rows_kept": f"{led.rows_kept:,} / {led.rows_in:,}",
     }
-    return pd.DataFrame([row])
+    return named(pd.DataFrame([row]), lang)
 
 
 def ledger_table(ledger: Ledger, lang: str) -> pd.DataFrame:
     """Rows and revenue read, dropped per reason and kept; shares of rows read."""
-    labels = reason_labels(lang)
+    t = catalogue(lang)
+    names = {**t["reasons"], **t["ledger"]}
     rows = [("read", ledger.rows_in, ledger.revenue_in)]
     rows += [(r, -d.rows, -d.revenue) for r, d in ledger.dropped.items()]
     rows.append(("kept", ledger.rows_kept, ledger.revenue_kept))
-    names = {"read": "읽은 행" if _ko(lang) else "Read", "kept": "사용" if _ko(lang) else "Kept"}
     df = pd.DataFrame(
         {
-            ("항목" if _ko(lang) else "Step"): [names.get(r, labels.get(r, r)) for r, _, _ in rows],
-            ("행 수" if _ko(lang) else "Rows"): [n for _, n, _ in rows],
-            ("행 비중(%)" if _ko(lang) else "Share of rows (%)"): [
+            "step": [names.get(r, r) for r, _, _ in rows],
+            "rows": [n for _, n, _ in rows],
+            "row_share": [
                 round(100 * abs(n) / ledger.rows_in, 2) if ledger.rows_in else 0.0
                 for _, n, _ in rows
             ],
-            ("매출" if _ko(lang) else "Revenue"): [round(float(v), 2) for _, _, v in rows],
+            "revenue": [round(float(v), 2) for _, _, v in rows],
         }
     )
-    return df
+    return named(df, lang)
 
 
 def coverage_table(art: Artifacts, lang: str) -> pd.DataFrame:
@@ -123,19 +127,19 @@ def coverage_table(art: Artifacts, lang: str) -> pd.DataFrame:
     m = art.monthly
     empty = [d.strftime("%Y-%m") for d in pd.to_datetime(m.loc[m["orders"] == 0, "month"])]
     s = art.summary
+    t = catalogue(lang)
+    source = t["as_of_source"].get(s.as_of_source, s.as_of_source)
     keys = (
-        ("첫 구매", "First purchase", s.period.first.isoformat()),
-        ("마지막 구매", "Last purchase", s.period.last.isoformat()),
-        ("기준일", "As-of date", f"{s.as_of} ({s.as_of_source})"),
-        ("개월 수", "Months", str(len(m))),
-        ("주문 없는 달", "Months with no orders", ", ".join(empty) or "-"),
+        ("first_purchase", s.period.first.isoformat()),
+        ("last_purchase", s.period.last.isoformat()),
+        ("as_of_date", f"{s.as_of} ({source})"),
+        ("months", str(len(m))),
+        ("empty_months", ", ".join(empty) or t("coverage.none")),
     )
-    return pd.DataFrame(
-        {
-            ("항목" if _ko(lang) else "Item"): [k if _ko(lang) else e for k, e, _ in keys],
-            ("값" if _ko(lang) else "Value"): [v for _, _, v in keys],
-        }
+    df = pd.DataFrame(
+        {"item": [t(f"coverage.{k}") for k, _ in keys], "value": [v for _, v in keys]}
     )
+    return named(df, lang)
 
 
 def monthly_table(monthly: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -143,8 +147,7 @@ def monthly_table(monthly: pd.DataFrame, lang: str) -> pd.DataFrame:
     df = monthly.copy()
     df["month"] = pd.to_datetime(df["month"]).dt.strftime("%Y-%m")
     df["revenue"] = df["revenue"].round(2)
-    names = {"month": "월", "orders": "주문 수", "revenue": "매출", "customers": "고객 수"}
-    return df.rename(columns=names) if _ko(lang) else df
+    return named(df, lang)
 
 
 def rfm_describe(customers: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -153,16 +156,7 @@ def rfm_describe(customers: pd.DataFrame, lang: str) -> pd.DataFrame:
         [0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0]
     )
     q.index = [f"p{int(round(100 * i))}" for i in q.index]
-    q = q.round(2)
-    if _ko(lang):
-        q = q.rename(
-            columns={
-                "recency_days": "최근성(일)",
-                "frequency": "구매 횟수",
-                "monetary": "구매 금액",
-            }
-        )
-    return q
+    return named(q.round(2), lang)
 
 
 def top_items(
@@ -173,69 +167,58 @@ def top_items(
     df = t[(t["scope"] == scope) & (t["group"] == str(group)) & (t["kind"] == kind)]
     df = df[["rank", "name", "revenue", "customers"]].reset_index(drop=True)
     df["revenue"] = df["revenue"].round(2)
-    if _ko(lang):
-        df = df.rename(
-            columns={"rank": "순위", "name": "이름", "revenue": "매출", "customers": "고객 수"}
-        )
-    return df
+    return named(df, lang) if lang else df
+
+
+def warning_text(warning: Mapping[str, Any], lang: str) -> str:
+    """One summary.json warning in ``lang``: its code's catalogue text filled from its params.
+
+    A code the catalogue does not know, or params that do not fill its text, show the warning's
+    own (English) message rather than nothing.
+    """
+    if not isinstance(warning, Mapping):  # a typed summary's DataWarning
+        warning = {"code": warning.code, "params": warning.params, "message": warning.message}
+    template = catalogue(lang).get(f"warnings.{warning.get('code')}", "")
+    params = {
+        k: ", ".join(map(str, v)) if isinstance(v, list | tuple) else v
+        for k, v in (warning.get("params") or {}).items()
+    }
+    try:
+        return template.format(**params) if template else str(warning["message"])
+    except (KeyError, IndexError, ValueError):
+        return str(warning["message"])
 
 
 def quality_warnings(art: Artifacts, lang: str) -> pd.DataFrame:
     """Data-quality warnings a reader should know before trusting the segments."""
-    ko = _ko(lang)
+    t = catalogue(lang)
     led = art.summary.ledger
-    out: list[str] = [w.message for w in art.summary.warnings]
+    out: list[str] = [warning_text(w, lang) for w in art.summary.warnings]
     rows_in = max(led.rows_in, 1)
     dropped = led.dropped
     share = 1 - led.rows_kept / rows_in
     if share > 0.2:
         top = max(dropped, key=lambda r: dropped[r].rows) if dropped else "-"
-        lab = reason_labels(lang).get(top, top)
-        out.append(
-            f"행의 {share:.1%}가 제외됨 (가장 큰 사유: {lab})"
-            if ko
-            else f"{share:.1%} of rows were dropped (largest reason: {lab})"
-        )
+        out.append(t("quality.rows_dropped", share=share, reason=t["reasons"].get(top, top)))
     miss = dropped["missing_customer"].rows / rows_in if "missing_customer" in dropped else 0.0
     if miss > 0.05:
-        out.append(
-            f"고객번호 없는 행 {miss:.1%}: 이 매출은 세그먼트에 포함되지 않음"
-            if ko
-            else f"{miss:.1%} of rows have no customer ID: that revenue is not in any segment"
-        )
+        out.append(t("quality.missing_customers", share=miss))
     m = art.monthly
     gaps = int((m["orders"] == 0).sum())
     if gaps:
-        out.append(
-            f"주문이 없는 달 {gaps}개: 데이터 누락 가능성"
-            if ko
-            else f"{gaps} month(s) with no orders: data may be missing"
-        )
+        out.append(t("quality.empty_months", n=gaps))
     if len(m) >= 3 and m["revenue"].iloc[-1] < 0.5 * m["revenue"].iloc[:-1].median():
-        out.append(
-            "마지막 달 매출이 평소의 절반 미만: 부분 월일 수 있음"
-            if ko
-            else "Last month's revenue is under half the usual: it may be a partial month"
-        )
+        out.append(t("quality.partial_last_month"))
     neg = int((art.customers["monetary"] <= 0).sum())
     if neg:
-        out.append(
-            f"순매출 0 이하 고객 {neg:,}명 (환불이 구매보다 큼)"
-            if ko
-            else f"{neg:,} customers with net revenue <= 0 (refunds exceed purchases)"
-        )
+        out.append(t("quality.non_positive_customers", n=neg))
     for col, info in art.summary.rfm.edges.items():
         edges = info.edges
         if len(set(edges)) < len(edges):
-            name = {"recency_days": "R", "frequency": "F", "monetary": "M"}[col]
-            out.append(
-                f"{name} 점수 경계가 겹쳐 일부 점수는 비어 있음 (동점 규칙)"
-                if ko
-                else f"{name} score edges coincide, so some scores are empty (tie rule)"
-            )
+            out.append(t("quality.edges_coincide", score=SCORE_LETTERS[col]))
     if not out:
-        out.append("경고 없음" if ko else "No warnings")
-    return pd.DataFrame({("경고" if ko else "Warning"): out})
+        out.append(t("quality.none"))
+    return named(pd.DataFrame({"warning": out}), lang)
 
 
 def edges_table(art: Artifacts, lang: str) -> pd.DataFrame:
@@ -244,37 +227,28 @@ def edges_table(art: Artifacts, lang: str) -> pd.DataFrame:
     for col, info in art.summary.rfm.edges.items():
         rows.append(
             {
-                "score": {"recency_days": "R", "frequency": "F", "monetary": "M"}[col],
-                "source": info.source,
+                "score": SCORE_LETTERS[col],
+                "edge_source": info.source,
                 "edges": ", ".join(f"{e:,.2f}" for e in info.edges),
                 "customers_on_edge": ", ".join(str(n) for n in info.customers_on_edge),
             }
         )
-    df = pd.DataFrame(rows)
-    if _ko(lang):
-        df = df.rename(
-            columns={
-                "score": "점수",
-                "source": "방식",
-                "edges": "경계값",
-                "customers_on_edge": "경계값 위 고객 수",
-            }
-        )
-    return df
+    return named(pd.DataFrame(rows), lang)
 
 
-def score_counts(customers: pd.DataFrame) -> pd.DataFrame:
+def score_counts(customers: pd.DataFrame, lang: str | None = None) -> pd.DataFrame:
     """Customers per score 1..5 for R, F and M (an empty score shows 0)."""
     cols = {"R": "r_score", "F": "f_score", "M": "m_score"}
     scores = sorted(set().union(*(customers[c].unique() for c in cols.values())))
-    return pd.DataFrame(
+    df = pd.DataFrame(
         {k: customers[c].value_counts().reindex(scores, fill_value=0) for k, c in cols.items()}
     ).rename_axis("score")
+    return named(df, lang) if lang else df
 
 
 def map_grid(art: Artifacts, lang: str) -> pd.DataFrame:
     """The segment map grid (R x F+M) of display names in ``lang``."""
-    g = art.segment_map["grid"]["ko" if _ko(lang) else "en"]
+    g = art.segment_map["grid"][lang]
     return pd.DataFrame(g["data"], index=g["index"], columns=g["columns"])
 
 
@@ -298,17 +272,7 @@ def top_customers(art: Artifacts, lang: str, n: int = 10) -> pd.DataFrame:
             "monetary": c["monetary"].round(2).to_numpy(),
         }
     )
-    if _ko(lang):
-        df = df.rename(
-            columns={
-                "customer_id": "고객번호",
-                "segment": "세그먼트",
-                "recency_days": "최근성(일)",
-                "frequency": "구매 횟수",
-                "monetary": "구매 금액",
-            }
-        )
-    return df
+    return named(df, lang)
 
 
 def method(art: Artifacts, name: str) -> Method | None:
@@ -319,6 +283,7 @@ def method(art: Artifacts, name: str) -> Method | None:
 
 def selection_table(art: Artifacts, lang: str) -> pd.DataFrame:
     """Per method: status, clusters chosen, the rule, the winning score and whether it sampled."""
+    t = catalogue(lang)
     rows = []
     for m in METHODS:
         s = method(art, m)
@@ -343,46 +308,35 @@ def selection_table(art: Artifacts, lang: str) -> pd.DataFrame:
                 "method": m,
                 "status": s.status,
                 "clusters": s.n_clusters,
-                "rule": sel.rule or sel.reason or "",
-                "score": score,
+                "rule": t["selection"].get(sel.rule or "", sel.rule or sel.reason or ""),
+                "selection_score": score,
                 "noise_share": round(s.noise.share if s.noise else 0.0, 4)
                 if m == "hdbscan"
                 else None,
                 "sampled": s.sampled,
             }
         )
-    df = pd.DataFrame(rows)
-    if _ko(lang) and not df.empty:
-        df = df.rename(
-            columns={
-                "method": "방법",
-                "status": "상태",
-                "clusters": "군집 수",
-                "rule": "선택 규칙",
-                "score": "점수(실루엣/DBCV)",
-                "noise_share": "노이즈 비중",
-                "sampled": "표본 사용",
-            }
-        )
-    return df
+    return named(pd.DataFrame(rows), lang)
 
 
-def kmeans_scores(art: Artifacts) -> pd.DataFrame:
+def kmeans_scores(art: Artifacts, lang: str | None = None) -> pd.DataFrame:
     """K-Means model-selection scores per k (silhouette, Calinski-Harabasz, Davies-Bouldin, inertia)."""
     km = method(art, "kmeans")
     sc = km.selection.scores if km else None
     if sc is None:
         return pd.DataFrame()
     cols = ["k", "silhouette", "calinski_harabasz", "davies_bouldin", "inertia"]
-    return pd.DataFrame({c: getattr(sc, c) for c in cols}).set_index("k").astype(float).round(4)
+    df = pd.DataFrame({c: getattr(sc, c) for c in cols}).set_index("k").astype(float).round(4)
+    return named(df, lang) if lang else df
 
 
-def dbcv_table(art: Artifacts) -> pd.DataFrame:
+def dbcv_table(art: Artifacts, lang: str | None = None) -> pd.DataFrame:
     """HDBSCAN grid: each (min_cluster_size, min_samples) with clusters, noise share and DBCV."""
     hd = method(art, "hdbscan")
-    grid = hd.selection.grid or [] if hd else []
+    grid = (hd.selection.grid or []) if hd else []
     df = pd.DataFrame([g.model_dump() for g in grid])
-    return df.round(4) if not df.empty else df
+    df = df.round(4) if not df.empty else df
+    return named(df, lang) if lang else df
 
 
 def cluster_counts(art: Artifacts) -> dict[str, dict[str, int]]:
@@ -397,14 +351,40 @@ def cluster_count_table(art: Artifacts, lang: str) -> pd.DataFrame:
     table = pd.DataFrame(counts).fillna(0).astype("int64")
     order = sorted(table.index, key=lambda c: (c != "noise", int(c) if c.isdigit() else -1))
     table = table.loc[order]
-    table.index.name = "군집" if _ko(lang) else "cluster"
-    return table
+    table.index.name = "cluster"
+    return named(table, lang)
 
 
-def notes(art: Artifacts) -> pd.DataFrame:
-    """Plain-English notes the methods left (sampling, degenerate fits)."""
-    rows = [(m, n) for m in METHODS if (s := method(art, m)) for n in s.notes]
-    return pd.DataFrame(rows, columns=["method", "note"])
+def notes(art: Artifacts, lang: str | None = None) -> pd.DataFrame:
+    """Notes the methods left (sampling, degenerate fits), in ``lang`` where the catalogue has them."""
+    rows = [(m, note_text(n, lang)) for m in METHODS if (s := method(art, m)) for n in s.notes]
+    df = pd.DataFrame(rows, columns=["method", "note"])
+    return named(df, lang) if lang else df
+
+
+def note_text(note: Any, lang: str | None) -> str:
+    """A method's note: a {code, params} note in ``lang``, else the note as stored."""
+    if not isinstance(note, Mapping):
+        return str(note)
+    t = catalogue(lang or "en")
+    params = {k: t["notes"].get(str(v), v) for k, v in (note.get("params") or {}).items()}
+    try:
+        return t(f"notes.{note['code']}", **params)
+    except (KeyError, IndexError, ValueError):
+        return str(note.get("message", note.get("code", "")))
+
+
+def rule_text(rule: str, lang: str) -> str:
+    """A tree rule ("recency_days <= 52 and frequency >= 3") with features named in ``lang``."""
+    t = catalogue(lang)
+    if rule == "all customers":
+        return t("rules.all")
+    names = t["columns"]
+    parts = []
+    for cond in rule.split(" and "):
+        feature, _, rest = cond.partition(" ")
+        parts.append(f"{names.get(feature, feature)} {rest}".strip())
+    return t("rules.and").join(parts)
 
 
 def agreement(art: Artifacts, metric: str = "ari") -> pd.DataFrame:
@@ -428,25 +408,13 @@ def rules_table(art: Artifacts, lang: str) -> pd.DataFrame:
                 {
                     "method": m,
                     "cluster": cluster,
-                    "name": cluster_name(s, cluster, labels, lang),
-                    "rule": r.rule,
+                    "suggested_name": cluster_name(s, cluster, labels, lang),
+                    "cluster_rule": rule_text(r.rule, lang),
                     "precision": round(r.precision, 3),
                     "coverage": round(r.coverage, 3),
                 }
             )
-    df = pd.DataFrame(rows)
-    if _ko(lang) and not df.empty:
-        df = df.rename(
-            columns={
-                "method": "방법",
-                "cluster": "군집",
-                "name": "제안 이름",
-                "rule": "규칙",
-                "precision": "정밀도",
-                "coverage": "포괄률",
-            }
-        )
-    return df
+    return named(pd.DataFrame(rows), lang)
 
 
 def stability(art: Artifacts) -> dict[str, float | None]:
@@ -454,7 +422,7 @@ def stability(art: Artifacts) -> dict[str, float | None]:
     return {m: s.stability.mean_ari for m in METHODS if (s := method(art, m)) and s.stability}
 
 
-def stability_table(art: Artifacts) -> pd.DataFrame:
+def stability_table(art: Artifacts, lang: str | None = None) -> pd.DataFrame:
     """Bootstrap stability (mean and min ARI) per method, and K-Means seed sensitivity."""
     rows = []
     for m in METHODS:
@@ -471,15 +439,17 @@ def stability_table(art: Artifacts) -> pd.DataFrame:
                     "seed_mean_ari": round(seed, 3) if seed is not None else None,
                 }
             )
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    return named(df, lang) if lang else df
 
 
-def truth_table(art: Artifacts) -> pd.DataFrame:
+def truth_table(art: Artifacts, lang: str | None = None) -> pd.DataFrame:
     """ARI of each segmentation against planted personas (synthetic data only; else empty)."""
     clus = art.summary.clustering
     if clus is None or clus.truth is None:
         return pd.DataFrame()
-    return pd.DataFrame({"ari_vs_truth": clus.truth.ari_vs_truth}).round(3)
+    df = pd.DataFrame({"ari_vs_truth": clus.truth.ari_vs_truth}).round(3)
+    return named(df, lang) if lang else df
 
 
 def truth_sentence(summary: Summary, lang: str) -> str | None:
@@ -489,12 +459,15 @@ def truth_sentence(summary: Summary, lang: str) -> str | None:
         return None
     scores = truth.ari_vs_truth
     listed = ", ".join(f"{m} {scores[m]:.2f}" for m in METHODS if m in scores)
-    best, ari = truth.best_method, truth.best_ari
-    if _ko(lang):
-        verdict = "0.8 이상 달성" if truth.any_reaches_0_8 else "0.8 미달"
-        return f"심어 둔 페르소나 대비 ARI: {listed}; 가장 잘 찾은 방법은 {best} ({ari:.2f}, {verdict})"
-    verdict = "reaches 0.8" if truth.any_reaches_0_8 else "below 0.8"
-    return f"ARI against the planted personas: {listed}; best is {best} ({ari:.2f}, {verdict})"
+    t = catalogue(lang)
+    verdict = t("compare.truth_reached" if truth.any_reaches_0_8 else "compare.truth_missed")
+    return t(
+        "compare.truth",
+        scores=listed,
+        best=truth.best_method,
+        ari=truth.best_ari,
+        verdict=verdict,
+    )
 
 
 def headline_comparison(summary: Summary, lang: str) -> list[str]:
@@ -510,13 +483,14 @@ def headline_comparison(summary: Summary, lang: str) -> list[str]:
         st = s.stability.mean_ari if s.stability else None
         a_txt = f"{a:.2f}" if a is not None else "-"
         st_txt = f"{st:.2f}" if st is not None else "-"
-        if _ko(lang):
-            out.append(
-                f"{m}: 군집 {s.n_clusters}개, RFM 그룹과의 일치도(ARI) {a_txt}, 안정성 {st_txt}"
+        out.append(
+            catalogue(lang)(
+                "compare.method_line",
+                method=m,
+                clusters=s.n_clusters,
+                ari=a_txt,
+                stability=st_txt,
             )
-        else:
-            out.append(
-                f"{m}: {s.n_clusters} clusters, agreement with RFM groups (ARI) {a_txt}, stability {st_txt}"
-            )
+        )
     truth = truth_sentence(summary, lang)
     return [*out, truth] if truth else out
