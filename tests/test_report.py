@@ -224,6 +224,9 @@ def test_uci_index_renders_in_headless_chromium(uci_report, tmp_path):
             )
             assert broken == 0, name
             assert page.evaluate("document.fonts.check('16px SegworkNanumGothic', '고객')")
+            if name != "index":  # the back link is Korean text too: drawn with the embedded font
+                nav = "getComputedStyle(document.querySelector('.segwork-nav a')).fontFamily"
+                assert "SegworkNanumGothic" in page.evaluate(nav)
             page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
         images = page.evaluate("document.images.length")
         browser.close()

@@ -156,7 +156,7 @@ def data_warnings(
                 "cancel_heavy_customers",
                 f"{n:,} customers cancelled more than {CANCEL_HEAVY_SHARE:.0%} of the value "
                 f"they bought (e.g. {shown})",
-                {"n": n, "share": CANCEL_HEAVY_SHARE, "examples": shown},
+                {"n": n, "share": CANCEL_HEAVY_SHARE, "examples": list(ids)},
             )
         )
     if na_ids:

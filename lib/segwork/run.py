@@ -11,6 +11,7 @@ from typing import Any
 from segwork.artifacts import (
     ARTIFACTS,
     STAGE_SUMMARY,
+    pseudonym,
     write_cluster_artifacts,
     write_rfm_artifacts,
 )
@@ -25,7 +26,7 @@ from segwork.publish import (
     claimed,
 )
 from segwork.schema import Config
-from segwork.summary import Timings, data_warnings, write_summary
+from segwork.summary import Summary, Timings, data_warnings, write_summary
 
 CLUSTER_COLUMNS = ("kmeans_cluster", "ward_cluster", "hdbscan_cluster", "hdbscan_probability")
 
@@ -35,6 +36,26 @@ def out_folder(params: RunParams, prep: Prepared) -> Path:
     if params.out_dir:
         return Path(params.out_dir)
     return Path(params.reports_root) / prep.as_of.strftime("%Y-%m")
+
+
+def pseudonymise_warnings(summary: Summary, key: bytes | None) -> Summary:
+    """The summary with customer IDs in warning examples replaced by their keyed hash (report
+    files never show a real ID under --pseudonymise; the terminal line keeps them)."""
+    if key is None:
+        return summary
+    warnings = []
+    for w in summary.warnings:
+        ids = w.params.get("examples")
+        if isinstance(ids, list) and ids:
+            hashed = [pseudonym(str(i), key) for i in ids]
+            message = w.message
+            for real, fake in zip(ids, hashed, strict=True):
+                message = message.replace(str(real), fake)
+            w = w.model_copy(
+                update={"params": {**w.params, "examples": hashed}, "message": message}
+            )
+        warnings.append(w)
+    return summary.model_copy(update={"warnings": warnings})
 
 
 def print_warnings(prep: Prepared) -> None:
@@ -113,6 +134,7 @@ class Publisher:
         with prep.timings.stage("write"):
             write_rfm_artifacts(self.tmp, prep, pseudonym_key=self.key)
             stage = full_summary(prep, cfg, params, None, time.perf_counter())
+            stage = pseudonymise_warnings(stage, self.key)
             write_summary(self.tmp / ARTIFACTS / STAGE_SUMMARY, stage)
         failed = self.out.parent / f".failed-{self.out.name}"
         self.session = ReportSession(self.tmp, params, self.say, failed)
@@ -128,7 +150,8 @@ class Publisher:
 
     def finish(self, result: RunResult, t0: float) -> None:
         """segments.csv/.xlsx, summary.json and artefacts, then the remaining notebooks."""
-        prep, clus, summary, session = result.prep, result.clus, result.summary, self.session
+        prep, clus, session = result.prep, result.clus, self.session
+        summary = pseudonymise_warnings(result.summary, self.key)
         timings, tmp = prep.timings, self.tmp
         with timings.stage("write"):
             self.say(f"writing {self.out}")

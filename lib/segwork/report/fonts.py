@@ -56,7 +56,7 @@ def embed_font(page: str) -> str:
         f"src: url(data:font/ttf;base64,{font_subset_base64(visible)}) format('truetype'); }}\n"
         f":root {{ --jp-content-font-family: {face}, sans-serif; --jp-ui-font-family: {face}, sans-serif; "
         f"--jp-code-font-family: monospace, {face}; }}\n"
-        f"body, h1, h2, h3, h4, p, li, table, td, th {{ font-family: {face}, sans-serif; }}\n"
+        f"body, h1, h2, h3, h4, p, li, table, td, th, nav, a {{ font-family: {face}, sans-serif; }}\n"
         f"pre, code {{ font-family: monospace, {face}; }}</style>\n"
     )
     return page.replace("</head>", css + "</head>", 1)
