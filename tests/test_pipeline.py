@@ -181,7 +181,7 @@ def test_stale_data_and_cancel_heavy_customers_are_warned(tmp_path):
     assert params(prep.warnings)["cancel_heavy_customers"] == {
         "n": 1,
         "share": 0.5,
-        "examples": "1003",
+        "examples": ["1003"],
     }
     late = prepare(p, Config(), as_of=prep.last_date + pd.Timedelta(days=91))
     assert messages(late.warnings)["stale_data"].startswith(
