@@ -96,7 +96,7 @@ def test_hdbscan_finds_blobs_and_keeps_strengths() -> None:
 def test_ward_sampled_fit_assigns_rest_to_nearest_centroid() -> None:
     rfm, truth = blobs(1500)
     seg = WardSegmenter(max_fit_size=400).fit(rfm)
-    assert seg.sampled_ and any("400 of 1,500" in n for n in seg.notes_)
+    assert seg.sampled_ and any("400 of 1,500" in n["message"] for n in seg.notes_)
     idx = seg.sample_index_
     np.testing.assert_array_equal(seg.labels_[idx], seg.sample_labels_)
     rest = np.setdiff1d(np.arange(len(rfm)), idx)
@@ -216,7 +216,7 @@ def test_hdbscan_all_noise_is_degenerate_not_an_error() -> None:
     seg = HDBSCANSegmenter(min_cluster_size=59, min_samples=5).fit(rfm)
     assert seg.status_ == "degenerate"
     assert (seg.labels_ == -1).all()
-    assert any("noise" in n for n in seg.notes_)
+    assert any("noise" in n["message"] for n in seg.notes_)
 
 
 # --------------------------------------------------------------------------- scikit-learn conventions

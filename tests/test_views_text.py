@@ -143,3 +143,18 @@ def test_named_tables_keep_unknown_ids():
 
     df = named(pd.DataFrame({"revenue": [1], "brand_new": [2]}), "ko")
     assert list(df.columns) == ["매출", "brand_new"]
+
+
+def test_a_degenerate_fit_is_worded_in_the_readers_language():
+    import pandas as pd
+
+    from segwork.segmenters import KMeansSegmenter
+
+    rfm = pd.DataFrame({"recency_days": [3.0], "frequency": [1.0], "monetary": [9.5]}, index=["c1"])
+    seg = KMeansSegmenter().fit(rfm)
+    (note,) = seg.notes_
+    assert note["code"] == "degenerate" and note["params"]["reason"] == "too_few_customers"
+    assert seg.selection_["reason"] == "too_few_customers"  # a code, not a sentence
+    ko, en = note_text(note, "ko"), note_text(note, "en")
+    assert en == note["message"] and "need at least" in en
+    assert "최소" in ko and "need" not in ko and "{" not in ko

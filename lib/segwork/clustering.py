@@ -36,7 +36,13 @@ from segwork.evaluate import (
     truth_agreement,
 )
 from segwork.features import FeatureBuilder
-from segwork.segmenters import HDBSCANSegmenter, KMeansSegmenter, WardSegmenter, to_jsonable
+from segwork.segmenters import (
+    HDBSCANSegmenter,
+    KMeansSegmenter,
+    WardSegmenter,
+    make_note,
+    to_jsonable,
+)
 
 METHOD_COLUMNS = {"kmeans": "kmeans_cluster", "ward": "ward_cluster", "hdbscan": "hdbscan_cluster"}
 
@@ -198,7 +204,7 @@ def _fit_each(
             say(f"{name} failed: {errors[name]}")
         seconds[name] = time.perf_counter() - t0
         for note in getattr(seg, "notes_", []):
-            say(note)
+            say(note["message"])
     return labels, seconds, errors
 
 
@@ -230,7 +236,9 @@ def _method_summary(
             rfm, lab, RULE_COLUMNS, cfg.rules_max_depth, cfg.rules_sample, cfg.seed
         )
     except Exception as exc:  # noqa: BLE001 - diagnostics must not sink the labels
-        out["notes"].append(f"{name}: stability/rules skipped ({type(exc).__name__}: {exc})")
+        out["notes"].append(
+            make_note("diagnostics_skipped", method=name, error=f"{type(exc).__name__}: {exc}")
+        )
     ref = labels[refs[0]] if refs else None
     out["names"] = suggest_names(rfm, lab, ref)
     out["dominant_groups"] = {r: dominant_groups(lab, labels[r]) for r in refs}

@@ -10,7 +10,7 @@ Conventions shared by the three estimators (scikit-learn style):
   nested ``set_params(features__transformation="yeo-johnson")`` work (on a segmenter built with
   ``features=None`` the nested form first puts a default ``FeatureBuilder()`` there).
 * Learned state ends in ``_``: ``labels_``, ``selection_`` (JSON-serialisable model-selection
-  evidence), ``sampled_`` (True when any step ran on a sample), ``notes_`` (plain-English
+  evidence), ``sampled_`` (True when any step ran on a sample), ``notes_`` ({code, params, message}
   messages), ``status_`` (``"ok"`` or ``"degenerate"``).
 * Cluster ids are renumbered by size (0 = largest); HDBSCAN noise stays ``-1``.
 * A fixed ``random_state`` gives identical labels on every run.
@@ -45,6 +45,7 @@ from threadpoolctl import threadpool_limits
 from segwork.config import MAX_FIT_SIZE, SILHOUETTE_SAMPLE
 from segwork.errors import SegworkInputError
 from segwork.features import FeatureBuilder
+from segwork.text import catalogue
 
 # --------------------------------------------------------------------------- helpers
 
@@ -206,6 +207,24 @@ def to_jsonable(obj: Any) -> Any:
 # --------------------------------------------------------------------------- base
 
 
+def make_note(code: str, /, **params: Any) -> dict[str, Any]:
+    """A note as data: its code, its values and the English line for logs (from the catalogue)."""
+    return {"code": code, "params": params, "message": note_message(code, params, "en")}
+
+
+def note_message(code: str, params: dict[str, Any], lang: str) -> str:
+    """A note in ``lang``: values that are note codes themselves (a reason) are worded first."""
+    t = catalogue(lang)
+    words = {
+        k: t(f"notes.{v}", **params) if isinstance(v, str) and v in t["notes"] else v
+        for k, v in params.items()
+    }
+    try:
+        return t(f"notes.{code}", **words)
+    except (KeyError, IndexError, ValueError):
+        return f"{code} {params}"
+
+
 class _RFMSegmenter(ClusterMixin, BaseEstimator):
     """Shared plumbing: features from the RFM table, degenerate handling, predict."""
 
@@ -218,7 +237,7 @@ class _RFMSegmenter(ClusterMixin, BaseEstimator):
                 f"{type(self).__name__}.fit expects the RFM table (a pandas DataFrame), "
                 f"not {type(rfm).__name__}"
             )
-        self.notes_: list[str] = []
+        self.notes_: list[dict[str, Any]] = []
         self.sampled_ = False
         self.status_ = "ok"
         self.selection_: dict[str, Any] = {}
@@ -229,13 +248,17 @@ class _RFMSegmenter(ClusterMixin, BaseEstimator):
         self.feature_names_in_ = self.builder_.feature_names_in_
         return x
 
-    def _degenerate(self, n: int, reason: str) -> None:
-        """Label everyone with the fallback label and record why, instead of raising."""
+    def _note(self, code: str, /, **params: Any) -> None:
+        """Record a note as a code and its values (worded per language only on the page)."""
+        self.notes_.append(make_note(code, **params))
+
+    def _degenerate(self, n_rows: int, reason: str, /, **params: Any) -> None:
+        """Label everyone with the fallback label and record why (a reason code), not raising."""
         self.status_ = "degenerate"
-        self.notes_.append(
-            f"{self._method_name}: {reason}; every customer gets label {self._noise_label}."
+        self._note(
+            "degenerate", method=self._method_name, reason=reason, label=self._noise_label, **params
         )
-        self.labels_ = np.full(n, self._noise_label, dtype=np.int64)
+        self.labels_ = np.full(n_rows, self._noise_label, dtype=np.int64)
         self.n_clusters_ = 0 if self._noise_label < 0 else 1
         self.selection_ = {"status": "degenerate", "reason": reason}
 
@@ -243,10 +266,10 @@ class _RFMSegmenter(ClusterMixin, BaseEstimator):
         """True when input is usable; otherwise mark the fit degenerate."""
         n = len(x)
         if n < min_rows:
-            self._degenerate(n, f"only {n} customer(s), need at least {min_rows}")
+            self._degenerate(n, "too_few_customers", n=n, need=min_rows)
             return False
         if n_distinct_rows(x) < 2:
-            self._degenerate(n, "all customers have identical feature values")
+            self._degenerate(n, "identical_features")
             return False
         return True
 
@@ -322,17 +345,14 @@ class KMeansSegmenter(_RFMSegmenter):
         xs = x[sel]
         if len(sel) < n:
             self.sampled_ = True
-            self.notes_.append(
-                f"K-Means: k chosen on a random sample of {len(sel):,} of {n:,} customers; "
-                "final model fit on all customers."
-            )
+            self._note("kmeans_sampled", sample=len(sel), n=n)
         fixed = self.n_clusters is not None
         cands = (
             [int(self.n_clusters)] if fixed else _k_candidates(self.k_range, n_distinct_rows(xs))
         )
         cands = [k for k in cands if k <= n_distinct_rows(xs)]
         if not cands:
-            self._degenerate(n, f"too few distinct customers for any k in {list(self.k_range)}")
+            self._degenerate(n, "too_few_distinct", ks=list(self.k_range))
             self.cluster_centers_ = xs.mean(axis=0, keepdims=True)
             return self
         fits = {k: self._kmeans(k, self.n_init).fit(xs) for k in cands}
@@ -447,15 +467,11 @@ class WardSegmenter(_RFMSegmenter):
         xs = x[idx]
         if len(idx) < n:
             self.sampled_ = True
-            self.notes_.append(
-                f"Ward: tree built on {len(idx):,} of {n:,} customers (sample stratified by a "
-                f"{self.strata_bins}-bin quantile grid of the features); the other customers were "
-                "assigned to the nearest Ward cluster centroid."
-            )
+            self._note("ward_sampled", sample=len(idx), n=n, bins=self.strata_bins)
         self.linkage_ = fastcluster.linkage_vector(xs, method="ward")
         sample_labels, info = self._cut(xs)
         if sample_labels is None:
-            self._degenerate(n, info["reason"])
+            self._degenerate(n, info["reason"], ks=list(self.k_range))
             self.centroids_ = xs.mean(axis=0, keepdims=True)
             self.sample_index_ = idx
             return self
@@ -492,7 +508,7 @@ class WardSegmenter(_RFMSegmenter):
             return lab, {"rule": "fixed_k", "chosen_k": int(lab.max()) + 1}
         ks = _k_candidates(self.k_range, n_distinct_rows(xs))
         if not ks:
-            return None, {"reason": f"too few distinct customers for any k in {list(self.k_range)}"}
+            return None, {"reason": "too_few_distinct"}
         cuts = [fcluster(z, t=k, criterion="maxclust") - 1 for k in ks]
         sil_idx = sample_indices(len(xs), self.silhouette_sample_size, self.random_state)
         sils = fast_silhouettes(xs[sil_idx], [c[sil_idx] for c in cuts])
@@ -573,10 +589,10 @@ class HDBSCANSegmenter(_RFMSegmenter):
         xs = x[idx]
         if len(idx) < n:
             self.sampled_ = True
-            self.notes_.append(
-                f"HDBSCAN: fit on a random sample of {len(idx):,} of {n:,} customers; the rest "
-                f"placed by {self._assignment_text()}."
+            assignment = (
+                "assignment_nearest" if self.assignment == "nearest" else "assignment_predict"
             )
+            self._note("hdbscan_sampled", sample=len(idx), n=n, assignment=assignment)
         best, grid = self._search(xs)
         self.selection_ = {
             "rule": "hdbscan_grid",
@@ -584,7 +600,7 @@ class HDBSCANSegmenter(_RFMSegmenter):
             "n_fit_sample": len(idx),
         }
         if best is None or best.labels_.max() < 0:
-            self._degenerate(n, "no clusters found for any grid setting: every customer is noise")
+            self._degenerate(n, "no_dense_clusters")
             self.selection_["grid"] = to_jsonable(grid)
             return self
         self.model_ = best
@@ -612,12 +628,6 @@ class HDBSCANSegmenter(_RFMSegmenter):
         )
         self.selection_ = to_jsonable(self.selection_)
         return self
-
-    def _assignment_text(self) -> str:
-        """Plain words for the out-of-sample assignment method."""
-        if self.assignment == "nearest":
-            return "their nearest mutual-reachability neighbour in the sample"
-        return "hdbscan.approximate_predict"
 
     def _grid(self, n: int) -> list[tuple[float, int, int]]:
         """(mcs param, absolute min_cluster_size, min_samples) candidates for n fitted rows."""

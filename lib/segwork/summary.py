@@ -103,6 +103,14 @@ class Ledger(Model):
     dropped: dict[Reason, Dropped]
 
 
+class Note(Model):
+    """A clustering method's note (sampling, a degenerate fit): a catalogue code and its values."""
+
+    code: Code
+    params: dict[str, Scalar | list[Scalar]] = {}
+    message: str  # English, for the log
+
+
 class DataWarning(Model):
     """A data-quality warning: a code (the catalogue key), its values, and the English log line."""
 
@@ -189,7 +197,7 @@ class Selection(Sparse):
 
     rule: str | None = None  # the selection rule (English; see the README)
     status: Literal["degenerate"] | None = None
-    reason: str | None = None  # why a fit was degenerate (English)
+    reason: str | None = None  # why a fit was degenerate: a note code (text/<lang>.yaml notes)
     chosen_k: int | None = None
     distance_threshold: float | None = None
     n_selection_sample: int | None = None
@@ -267,7 +275,7 @@ class Method(Model):
     counts: dict[ClusterId, int]
     selection: Selection
     sampled: bool
-    notes: list[str]  # English log lines (sampling, degenerate fits)
+    notes: list[Note]  # sampling, degenerate fits: codes, worded on the page
     stability: Stability | None = None
     seed_sensitivity: SeedSensitivity | None = None
     rules: Rules | None = None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from segwork.artifacts import Artifacts
+from segwork.segmenters import note_message
 
 if TYPE_CHECKING:  # pragma: no cover
     from segwork.summary import Ledger, Method, Summary
@@ -308,7 +309,8 @@ def selection_table(art: Artifacts, lang: str) -> pd.DataFrame:
                 "method": m,
                 "status": s.status,
                 "clusters": s.n_clusters,
-                "rule": t["selection"].get(sel.rule or "", sel.rule or sel.reason or ""),
+                "rule": t["selection"].get(sel.rule or "", "")
+                or next((note_text(n, lang) for n in s.notes if _code(n) == "degenerate"), ""),
                 "selection_score": score,
                 "noise_share": round(s.noise.share if s.noise else 0.0, 4)
                 if m == "hdbscan"
@@ -362,16 +364,19 @@ def notes(art: Artifacts, lang: str | None = None) -> pd.DataFrame:
     return named(df, lang) if lang else df
 
 
+def _code(note: Any) -> str:
+    """The code of a note, typed or plain."""
+    return str(note.get("code") if isinstance(note, Mapping) else getattr(note, "code", ""))
+
+
 def note_text(note: Any, lang: str | None) -> str:
-    """A method's note: a {code, params} note in ``lang``, else the note as stored."""
-    if not isinstance(note, Mapping):
-        return str(note)
-    t = catalogue(lang or "en")
-    params = {k: t["notes"].get(str(v), v) for k, v in (note.get("params") or {}).items()}
-    try:
-        return t(f"notes.{note['code']}", **params)
-    except (KeyError, IndexError, ValueError):
-        return str(note.get("message", note.get("code", "")))
+    """A method's note (code and values) in ``lang``; a note stored as plain text is shown as is."""
+    if isinstance(note, str):
+        return note
+    if not isinstance(note, Mapping):  # a typed summary's Note
+        note = {"code": note.code, "params": note.params, "message": note.message}
+    text = note_message(str(note.get("code")), dict(note.get("params") or {}), lang or "en")
+    return text if not text.startswith(f"{note.get('code')} {{") else str(note.get("message", ""))
 
 
 def rule_text(rule: str, lang: str) -> str:
