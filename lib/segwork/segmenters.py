@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_limits
 from segwork.config import MAX_FIT_SIZE, SILHOUETTE_SAMPLE
 from segwork.errors import SegworkInputError
 from segwork.features import FeatureBuilder
-from segwork.text import catalogue
+from segwork.text import make_note
 
 # --------------------------------------------------------------------------- helpers
 
@@ -205,24 +205,6 @@ def to_jsonable(obj: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- base
-
-
-def make_note(code: str, /, **params: Any) -> dict[str, Any]:
-    """A note as data: its code, its values and the English line for logs (from the catalogue)."""
-    return {"code": code, "params": params, "message": note_message(code, params, "en")}
-
-
-def note_message(code: str, params: dict[str, Any], lang: str) -> str:
-    """A note in ``lang``: values that are note codes themselves (a reason) are worded first."""
-    t = catalogue(lang)
-    words = {
-        k: t(f"notes.{v}", **params) if isinstance(v, str) and v in t["notes"] else v
-        for k, v in params.items()
-    }
-    try:
-        return t(f"notes.{code}", **words)
-    except (KeyError, IndexError, ValueError):
-        return f"{code} {params}"
 
 
 class _RFMSegmenter(ClusterMixin, BaseEstimator):

@@ -9,13 +9,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from segwork.artifacts import Artifacts
-from segwork.segmenters import note_message
 
 if TYPE_CHECKING:  # pragma: no cover
     from segwork.summary import Ledger, Method, Summary
 
 from segwork.config import METHODS, NOTEBOOKS  # noqa: F401
-from segwork.text import catalogue
+from segwork.text import catalogue, note_message
 
 __all__ = [
     "setup_notebook",

@@ -95,3 +95,21 @@ def catalogue(lang: str) -> Text:
     entries = yaml.safe_load((FOLDER / f"{lang}.yaml").read_text(encoding="utf-8")) or {}
     _check_leaves(lang, entries)
     return Text(lang, entries)
+
+
+def make_note(code: str, /, **params: Any) -> dict[str, Any]:
+    """A note as data: its code, its values and the English line for logs (from the catalogue)."""
+    return {"code": code, "params": params, "message": note_message(code, params, "en")}
+
+
+def note_message(code: str, params: dict[str, Any], lang: str) -> str:
+    """A note in ``lang``: values that are note codes themselves (a reason) are worded first."""
+    t = catalogue(lang)
+    words = {
+        k: t(f"notes.{v}", **params) if isinstance(v, str) and v in t["notes"] else v
+        for k, v in params.items()
+    }
+    try:
+        return t(f"notes.{code}", **words)
+    except (KeyError, IndexError, ValueError):
+        return f"{code} {params}"
