@@ -311,11 +311,6 @@ class RunResult:
     config: Config
     data_path: Path
 
-    @property
-    def clus(self) -> ClusteringResult | None:
-        """Short name for :attr:`clusters`."""
-        return self.clusters
-
 
 def compute(
     params: RunParams,

@@ -32,7 +32,6 @@ from segwork.config import LOCK_TIMEOUT
 from segwork.errors import SegworkInputError
 
 MARKER = ".segwork-report"
-DEFAULT_LOCK_TIMEOUT = LOCK_TIMEOUT  # seconds a run waits for another run writing the same OUT
 # What a report folder written before the marker existed can hold (top-level entries only).
 LEGACY_NAMES = frozenset(
     {
@@ -321,7 +320,7 @@ def _lock_holder(path: Path) -> str:
 
 @contextmanager
 def out_lock(
-    out: Path, say: Say = _quiet, timeout: float = DEFAULT_LOCK_TIMEOUT, poll: float = 0.2
+    out: Path, say: Say = _quiet, timeout: float = LOCK_TIMEOUT, poll: float = 0.2
 ) -> Iterator[Path]:
     """Hold ``.<name>.lock`` beside ``out``: one run writes OUT at a time; others wait ``timeout``.
 
@@ -381,7 +380,7 @@ def _make_parents(folder: Path) -> list[Path]:
 
 @contextmanager
 def claimed(
-    out: Path, say: Say = _quiet, timeout: float = DEFAULT_LOCK_TIMEOUT, flag: str = "--out"
+    out: Path, say: Say = _quiet, timeout: float = LOCK_TIMEOUT, flag: str = "--out"
 ) -> Iterator[Path]:
     """Lock OUT, refuse it unless segwork may replace it, and sweep killed runs' leftovers.
 

@@ -150,7 +150,7 @@ class Publisher:
 
     def finish(self, result: RunResult, t0: float) -> None:
         """segments.csv/.xlsx, summary.json and artefacts, then the remaining notebooks."""
-        prep, clus, session = result.prep, result.clus, self.session
+        prep, clus, session = result.prep, result.clusters, self.session
         summary = pseudonymise_warnings(result.summary, self.key)
         timings, tmp = prep.timings, self.tmp
         with timings.stage("write"):

@@ -42,7 +42,7 @@ from sklearn.metrics import (
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from segwork.config import MAX_FIT_SIZE, SILHOUETTE_SAMPLE
+from segwork.config import KMEANS_SELECTION_SAMPLE, MAX_FIT_SIZE, SILHOUETTE_SAMPLE
 from segwork.errors import SegworkInputError
 from segwork.features import FeatureBuilder
 from segwork.text import make_note
@@ -294,7 +294,7 @@ class KMeansSegmenter(_RFMSegmenter):
         features: FeatureBuilder | None = None,
         n_clusters: int | None = None,
         k_range: tuple[int, int] = (2, 10),
-        selection_sample_size: int = 50_000,
+        selection_sample_size: int = KMEANS_SELECTION_SAMPLE,
         silhouette_sample_size: int = SILHOUETTE_SAMPLE,
         n_init: int = 3,
         max_iter: int = 300,

@@ -451,7 +451,7 @@ def clustering_block(raw: dict[str, Any]) -> Clustering:
 def data_warnings(prep: Prepared) -> list[DataWarning]:
     """The reader's warnings (ambiguous dates, skipped sheets, ...) then the data's (stale data,
     cancel-heavy customers, ...)."""
-    found = tuple(getattr(prep.source, "warnings", ())) + tuple(prep.warnings)
+    found = (*prep.source.warnings, *prep.warnings)
     return [
         DataWarning(code=code, params=dict(params), message=message)
         for code, message, params in found

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -130,8 +129,3 @@ def write_reports_index(
     os.replace(tmp, dest)
     say(f"updated {dest}")
     return dest
-
-
-def escape(text: object) -> str:
-    """HTML-escape any value (for callers building HTML by hand)."""
-    return html.escape(str(text))
