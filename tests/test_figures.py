@@ -59,7 +59,7 @@ def test_figures_build_in_both_languages():
             plots.rfm_distributions(CUSTOMERS, lang),
             plots.top_bar(pd.DataFrame({"name": ["UK", "FR"], "revenue": [9.0, 3.0]}), "country", lang),
             plots.segment_grid(grid, counts, lang),
-            plots.share_bars(pd.DataFrame({"name": ["A"], "customer_share": [50.0], "revenue_share": [80.0]}), lang),
+            plots.share_bars(pd.DataFrame({"name": ["A"], "customer_share": [0.5], "revenue_share": [0.8]}), lang),
             plots.kmeans_selection(method({"scores": {"k": [2, 3], "inertia": [9.0, 4.0], "silhouette": [0.5, 0.6], "n_silhouette_sample": 4}}, 3), None, lang),
             plots.kmeans_selection(None, None, lang),
             plots.dendrogram(z, method({}, 2), lang),

@@ -90,9 +90,12 @@ def test_cluster_cards_use_dominant_group_name_rules_and_actions(customers, top)
         names={"0": "new", "1": "vip"},
     )  # fmt: skip
     cards = profile.cluster_cards(customers, top, "kmeans", summary, SEGMAP, "ko")
-    assert [c.group for c in cards] == ["0", "1"]
-    assert cards[1].name == "VIP (100%)" and cards[1].rules == ("frequency >= 6",)
-    assert cards[1].actions == ("감사",) and cards[1].top_countries == ("UK",)
+    assert [c.group for c in cards] == ["1", "0"]  # by revenue share, like every segment list
+    vip, new = cards
+    assert vip.name == "군집 1: VIP (100%)" and vip.rules == ("frequency >= 6",) and not vip.note
+    assert vip.actions == ("감사",) and vip.top_countries == ("UK",)
+    assert new.name == "군집 0: 신규 고객 (100%)" and "짧은 규칙이 없습니다" in new.note  # no rule
+    assert len({c.name for c in cards}) == len(cards)  # names unique within a method
     degenerate = summary.model_copy(update={"status": "degenerate"})
     assert profile.cluster_cards(customers, top, "kmeans", degenerate, SEGMAP, "ko") == []
     assert profile.cluster_cards(customers, top, "kmeans", None, SEGMAP, "ko") == []
@@ -103,7 +106,7 @@ def test_card_html_escapes_data(customers, top):
     text = cards_html(cards, "en")
     assert "<img src=x" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
     assert "2 customers (50.0%)" in text
-    assert "VIP: 2 customers" in repr(CardsView(cards, "en"))
+    assert repr(CardsView(cards, "en")).splitlines()[0] == "VIP: 2 · 50.0% · 80.0%"
 
 
 def test_contingency_and_medians(customers):
@@ -170,7 +173,7 @@ def test_cluster_cards_from_the_real_stage_carry_stage_kpi_and_actions(tmp_path)
                 assert card.stage == profile._t(seg["stage"], lang)
                 assert card.kpi == seg["kpi"][lang]
                 assert card.actions == tuple(seg["actions"][lang])
-                assert card.name.startswith(seg[lang] + " (")
+                assert card.name.split(": ", 1)[1].startswith(seg[lang] + " (")
                 checked += 1
         assert checked >= 4
     assert summaries["ko"] == summaries["en"]  # computed results do not depend on the language
@@ -186,4 +189,4 @@ def test_cluster_name_turns_stored_ids_and_codes_into_words():
     assert profile.cluster_name(summary, "1", labels, "en") == "recent, frequent, high-spend"
     assert profile.cluster_name(summary, "1", labels, "ko") == "최근 구매, 자주 구매, 고액"
     assert profile.cluster_name(summary, "2", labels, "en") == "legacy text"
-    assert profile.cluster_name(summary, "-1", labels, "en") == "noise (no dense group)"
+    assert profile.cluster_name(summary, "-1", labels, "en") == "Unclustered (outliers)"

@@ -155,13 +155,21 @@ def test_two_months_are_listed_on_the_reports_index(tmp_path, monkeypatch):
 
 
 def test_ledger_table_reconciles():
+    from segwork.currency import currency
     from segwork.summary import Ledger
 
     ledger = Ledger(rows_in=10, rows_kept=7, revenue_in=100.0, revenue_kept=80.0, customers_kept=2,
                     dropped={"cancellation": {"rows": 3, "revenue": 20.0}})  # fmt: skip
-    t = ledger_table(ledger, "en")
-    assert list(t["Rows"]) == [10, -3, 7] and list(t["Share of rows (%)"]) == [100.0, 30.0, 70.0]
+    table = ledger_table(ledger, "en", currency("GBP"))
+    t = table.data
+    assert list(t["Rows"]) == [10, -3, 7] and list(t["Share of rows"]) == [1.0, 0.3, 0.7]
     assert t["Rows"].iloc[0] + t["Rows"].iloc[1] == t["Rows"].iloc[2]
+    # one sign convention: read, then each reason's change (signed), then kept
+    assert [row[1:] for row in table.cells()] == [
+        ["10", "100.0%", "£100.00"],
+        ["−3", "30.0%", "−£20.00"],
+        ["7", "70.0%", "£80.00"],
+    ]
 
 
 # --------------------------------------------------------------------------- real data

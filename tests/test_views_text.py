@@ -49,10 +49,17 @@ def test_a_warning_without_words_or_params_shows_its_message():
     assert warning_text(legacy, "ko") == "old summary without params"
 
 
-def test_rules_are_worded_with_feature_names():
-    rule = "recency_days <= 52 and frequency >= 3"
-    assert rule_text(rule, "ko") == "최근성(일) <= 52 그리고 구매 횟수 >= 3"
-    assert rule_text(rule, "en") == "Recency (days) <= 52 and Frequency >= 3"
+def test_rules_are_worded_in_the_readers_language_with_money_in_its_currency():
+    from segwork.currency import currency
+
+    rule = "recency_days >= 22 and frequency >= 3"
+    assert rule_text(rule, "ko") == "최근 구매 22일 이상 전 · 구매 3회 이상"
+    assert rule_text(rule, "en") == "last order 22+ days ago · 3+ orders"
+    assert rule_text("recency_days <= 52 and monetary > 1234.5", "en", currency("GBP")) == (
+        "last order within 52 days · spent over £1,234.50"
+    )
+    assert rule_text("monetary <= 12900", "ko", currency("KRW")) == "구매액 ₩12,900 이하"
+    assert rule_text("tenure_days > 7", "en") == "tenure_days > 7"  # no words: name and operator
     assert rule_text("all customers", "ko") == "모든 고객"
 
 
@@ -77,9 +84,9 @@ def test_ledger_table_headers_and_steps_follow_the_language():
             "dropped": {"cancellation": {"rows": 2, "revenue": 10.0}},
         }
     )
-    ko, en = ledger_table(ledger, "ko"), ledger_table(ledger, "en")
-    assert list(ko.columns) == ["항목", "행 수", "행 비중(%)", "매출"]
-    assert list(en.columns) == ["Step", "Rows", "Share of rows (%)", "Revenue"]
+    ko, en = ledger_table(ledger, "ko").data, ledger_table(ledger, "en").data
+    assert list(ko.columns) == ["항목", "행 수", "행 비중", "매출"]
+    assert list(en.columns) == ["Step", "Rows", "Share of rows", "Revenue"]
     assert list(ko["항목"]) == ["읽은 행", "취소·반품", "사용"]
     assert list(en["Step"]) == ["Read", "Cancellation or return", "Kept"]
     assert list(en["Rows"]) == [10, -2, 8]
@@ -131,11 +138,11 @@ def test_exported_page_holds_one_language_and_a_worded_back_link(tmp_path):
     nbformat.write(nb, src)
     page = export_html(src, tmp_path / "p.html", "Title").read_text(encoding="utf-8")
     assert "Agreement" in page and "일치도" not in page
-    assert "&larr; Summary" in page or "← Summary" in page
+    assert "← Campaign page" in page and 'lang="en"' in page
     nb.metadata["papermill"]["parameters"]["lang"] = "ko"
     nbformat.write(nb, src)
     page = export_html(src, tmp_path / "p.html", "Title").read_text(encoding="utf-8")
-    assert "일치도" in page and "Agreement" not in page and "요약" in page
+    assert "일치도" in page and "Agreement" not in page and "실행 계획 페이지" in page
 
 
 def test_named_tables_keep_unknown_ids():

@@ -199,6 +199,7 @@ class Artifacts:
     linkage: np.ndarray
     segment_map: dict[str, Any]
     meta: dict[str, Any] = field(default_factory=dict)
+    lift: pd.DataFrame = field(default_factory=pd.DataFrame)  # product lift per RFM segment
 
     def labels(self, lang: str) -> dict[str, str]:
         """RFM segment id -> display name in ``lang``."""
@@ -216,6 +217,45 @@ def segment_labels(folder: Path, lang: str) -> dict[str, str]:
     return map_labels(json.loads(path.read_text(encoding="utf-8")), lang)
 
 
+#: A product needs this many buyers in a segment (and 2% of it) before its lift is shown.
+LIFT_MIN_BUYERS = 5
+
+
+def product_lift(prep: Prepared, segments: pd.Series, n: int = TOP_N) -> pd.DataFrame:
+    """Per RFM segment, the products it over-buys: lift = share of the segment's customers who
+    bought the product / share of all customers who did (best-sellers are the same everywhere;
+    lift says what is special). Products bought by too few of the segment are left out."""
+    con = prep.con
+    groups = pd.DataFrame({"customer_id": segments.index, "grp": segments.astype(str).to_numpy()})
+    con.register("segwork_lift_groups", groups)
+    try:
+        df = con.execute(
+            f"""
+            WITH buyers AS (
+                SELECT DISTINCT k.customer_id,
+                       coalesce(nullif(trim(k.product_name), ''), k.product_id, '(unknown)') AS product
+                FROM {prep.store.kept} k WHERE k.amount > 0
+            ),
+            g AS (SELECT customer_id, grp FROM segwork_lift_groups),
+            seg_n AS (SELECT grp, count(*) AS n FROM g GROUP BY grp),
+            all_n AS (SELECT count(*) AS n FROM g),
+            bg AS (SELECT b.product, g.grp FROM buyers b JOIN g USING (customer_id)),
+            prod_all AS (SELECT product, count(*) AS n FROM bg GROUP BY product),
+            prod_seg AS (SELECT grp, product, count(*) AS n FROM bg GROUP BY grp, product)
+            SELECT ps.grp AS "group", ps.product AS name, ps.n AS buyers,
+                   ps.n / s.n AS segment_share, pa.n / a.n AS overall_share,
+                   (ps.n / s.n) / (pa.n / a.n) AS lift
+            FROM prod_seg ps JOIN seg_n s USING (grp) JOIN prod_all pa USING (product), all_n a
+            WHERE ps.n >= greatest({LIFT_MIN_BUYERS}, 0.02 * s.n)
+            QUALIFY row_number() OVER (PARTITION BY ps.grp ORDER BY lift DESC, buyers DESC, name) <= {int(n)}
+            ORDER BY "group", lift DESC, buyers DESC, name
+            """
+        ).df()
+    finally:
+        con.unregister("segwork_lift_groups")
+    return df.astype({"buyers": "int64", "lift": "float64"})
+
+
 def write_rfm_artifacts(folder: Path, prep: Prepared, pseudonym_key: bytes | None = None) -> None:
     """What the notebooks that need no clusters draw from: customers with RFM columns, monthly
     totals, top items overall and per RFM group, the segment map (written once, before clustering)."""
@@ -229,6 +269,8 @@ def write_rfm_artifacts(folder: Path, prep: Prepared, pseudonym_key: bytes | Non
         customers = pseudonymise_index(customers, pseudonym_key)
     _parquet(customers, art / "customers.parquet", index=True)
     _parquet(monthly_frame(prep), art / "monthly.parquet", index=False)
+    lift = product_lift(prep, prep.table["rfm_segment_id"])
+    _parquet(lift, art / "lift.parquet", index=False)
     write_json(art / "segment_map.json", segment_map_dict(prep))
     write_json(art / "meta.json", {"pseudonymised": pseudonym_key is not None})
 
@@ -304,6 +346,9 @@ def load_artifacts(folder: str | Path) -> Artifacts:
         linkage=linkage,
         segment_map=read("segment_map.json"),
         meta=read("meta.json"),
+        lift=pd.read_parquet(art / "lift.parquet")
+        if (art / "lift.parquet").is_file()
+        else pd.DataFrame(),
     )
 
 

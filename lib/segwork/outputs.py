@@ -133,3 +133,19 @@ def write_segments(frame: pd.DataFrame, folder: Path) -> bool:
     False when there are too many customers for one Excel sheet (CSV only)."""
     write_csv(frame, Path(folder) / "segments.csv")
     return write_xlsx(frame, Path(folder) / "segments.xlsx")
+
+
+#: The folder inside OUT holding one customer list per RFM segment.
+LISTS = "lists"
+
+
+def write_segment_lists(frame: pd.DataFrame, folder: Path) -> dict[str, int]:
+    """``lists/<segment id>.csv``: each segment's customers, same columns and escaping as
+    ``segments.csv``; returns segment id -> rows written (non-empty segments only)."""
+    dest = Path(folder) / LISTS
+    dest.mkdir(exist_ok=True)
+    written: dict[str, int] = {}
+    for seg_id, rows in frame.groupby("rfm_segment_id", sort=False):
+        write_csv(rows, dest / f"{seg_id}.csv")
+        written[str(seg_id)] = len(rows)
+    return written

@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 from sklearn.base import clone
 
-from segwork import clean, rfm
+from segwork import clean, currency, rfm
 from segwork.clustering import ClusterConfig, ClusteringResult, run_clustering
 from segwork.config import RunParams, check_params, parse_as_of
 from segwork.errors import SegworkInputError
@@ -69,6 +69,7 @@ class Prepared:
     store: Store
     #: data-quality warnings found while computing, as (code, message, params)
     warnings: tuple[Notice, ...] = ()
+    currency: str | None = None  # ISO 4217 code the report shows money in (None: plain numbers)
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -171,6 +172,17 @@ def data_warnings(
     return tuple(out)
 
 
+def main_country(con: duckdb.DuckDBPyConnection, kept: str) -> tuple[str | None, float]:
+    """The country with the most kept revenue and its share of it (None when no country)."""
+    row = con.execute(
+        f"""
+        SELECT country, sum(amount) / nullif((SELECT sum(amount) FROM {kept}), 0) AS share
+        FROM {kept} WHERE country IS NOT NULL GROUP BY 1 ORDER BY 2 DESC NULLS LAST LIMIT 1
+        """
+    ).fetchone()
+    return (str(row[0]), float(row[1] or 0.0)) if row else (None, 0.0)
+
+
 def prepare(
     data_path: str | Path,
     cfg: Config,
@@ -198,6 +210,7 @@ def prepare(
         table = table.join(seg.scores_)
         table["rfm_segment_id"] = seg.labels_
     last = rfm.latest_purchase(con) or used
+    country, share = main_country(con, store.kept)
     return Prepared(
         source=source,
         ledger=ledger,
@@ -210,6 +223,7 @@ def prepare(
         timings=timer,
         store=store,
         warnings=data_warnings(con, used, last, na_ids),
+        currency=currency.resolve(cfg.report.currency, country, share),
     )
 
 

@@ -74,6 +74,7 @@ class ProfileCard:
     kpi: str = ""
     actions: tuple[str, ...] = ()
     rules: tuple[str, ...] = ()
+    note: str = ""  # why the card reads differently: outliers, or no short rule describes it
 
 
 def _card(
@@ -100,7 +101,7 @@ def _card(
 def segment_cards(
     customers: pd.DataFrame, top: pd.DataFrame, segment_map: Mapping[str, Any], lang: str
 ) -> list[ProfileCard]:
-    """One card per non-empty RFM group, in segment-map order, with stage, KPI and actions."""
+    """One card per non-empty RFM group, by revenue share, with stage, KPI and actions."""
     stats = group_stats(customers, "rfm_segment_id")
     lk = lang  # the segment map holds each group's names, KPI and actions per language
     cards = []
@@ -119,7 +120,7 @@ def segment_cards(
                 actions=tuple(seg.get("actions", {}).get(lk, ())),
             )
         )
-    return cards
+    return sorted(cards, key=lambda c: (-c.revenue_share, -c.customers))
 
 
 def summary_key(cluster: str) -> str:
@@ -130,19 +131,23 @@ def summary_key(cluster: str) -> str:
 def cluster_name(method_summary: Method, cluster: str, labels: Mapping[str, str], lang: str) -> str:
     """Suggested name in ``lang``: the dominant RFM group with its share, else the stored code.
 
-    The summary holds ids only (``vip``, ``recent+frequent+high_spend``); this is where they
-    become words.
+    HDBSCAN's -1 is "unclustered (outliers)". The summary holds ids only (``vip``,
+    ``recent+frequent+high_spend``); this is where they become words.
     """
     t = catalogue(lang)
     key = summary_key(cluster)
     if key == "noise":
-        return t("clusters.noise")
+        return t("clusters.outliers")
     for d in method_summary.dominant_groups.get("rfm", []):
         if d.cluster == key:
             name = labels.get(d.dominant, d.dominant)
             return t("clusters.named", name=name, share=d.share)
     code = method_summary.names.get(key, key)
     return labels.get(code) or profile_text(code, lang)
+
+
+#: A cluster whose best rule is right for fewer of its customers than this has no short rule.
+RULE_PRECISION = 0.6
 
 
 def profile_text(code: str, lang: str) -> str:
@@ -172,25 +177,33 @@ def cluster_cards(
     by_id = {s["id"]: s for s in segment_map["segments"]}
     dominant = {d.cluster: d.dominant for d in method_summary.dominant_groups.get("rfm", [])}
     rules = method_summary.rules.rules if method_summary.rules else {}
+    t = catalogue(lang)
     cards = []
-    for group in sorted(
-        stats.index, key=lambda g: (g == "-1", int(g) if g.lstrip("-").isdigit() else 0)
-    ):
+    for group in stats.index:
         seg = by_id.get(dominant.get(summary_key(group), ""), {})
+        outliers = group == "-1"
+        found = rules.get(summary_key(group), [])
+        note = ""
+        if outliers:
+            note = t("clusters.outliers_note")
+        elif not found or found[0].precision < RULE_PRECISION:
+            note = t("clusters.no_short_rule")
+        name = cluster_name(method_summary, group, labels, lang)
         cards.append(
             _card(
                 method,
                 group,
-                cluster_name(method_summary, group, labels, lang),
+                name if outliers else t("clusters.card_title", id=group, name=name),
                 stats.loc[group],
                 top,
-                stage=_t(seg["stage"], lang) if seg and group != "-1" else "",
-                kpi=str(seg.get("kpi", {}).get(lk, "")) if group != "-1" else "",
-                actions=tuple(seg.get("actions", {}).get(lk, ())) if group != "-1" else (),
-                rules=tuple(r.rule for r in rules.get(summary_key(group), [])[:2]),
+                stage=_t(seg["stage"], lang) if seg and not outliers else "",
+                kpi=str(seg.get("kpi", {}).get(lk, "")) if not outliers else "",
+                actions=tuple(seg.get("actions", {}).get(lk, ())) if not outliers else (),
+                rules=tuple(r.rule for r in found[:2]) if not outliers else (),
+                note=note,
             )
         )
-    return cards
+    return sorted(cards, key=lambda c: (-c.revenue_share, -c.customers))
 
 
 def cards_frame(cards: Sequence[ProfileCard], lang: str) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from segwork.artifacts import (
 )
 from segwork.config import RunParams, check_params
 from segwork.errors import SegworkInputError
-from segwork.outputs import segments_frame, write_segments
+from segwork.outputs import segments_frame, write_segment_lists, write_segments
 from segwork.pipeline import Prepared, Progress, RunResult, compute, full_summary
 from segwork.publish import (
     atomic_dir,
@@ -157,8 +157,10 @@ class Publisher:
             self.say(f"writing {self.out}")
             labels = prep.segment_map.labels(self.params.lang)
             extra = clus.labels[list(CLUSTER_COLUMNS)] if clus else None
-            if not write_segments(segments_frame(prep.table, labels, extra), tmp):
+            frame = segments_frame(prep.table, labels, extra)
+            if not write_segments(frame, tmp):
                 self.say("segments.xlsx skipped: more customers than an Excel sheet holds")
+            write_segment_lists(frame, tmp)
             if session is not None and not session.failed:
                 if clus is not None:
                     write_cluster_artifacts(tmp, prep, clus, pseudonym_key=self.key)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import yaml
 
+from segwork.currency import check_option as check_currency
 from segwork.errors import SegworkInputError
 
 #: Canonical columns, in the order the cleaned transaction view exposes them.
@@ -146,6 +147,13 @@ class RFMOptions:
 
 
 @dataclass(frozen=True)
+class ReportOptions:
+    """How the report writes money: ``auto`` (from the data's main country), ``none`` or a code."""
+
+    currency: str = "auto"  # auto | none | GBP | KRW | EUR | USD | ... (segwork.currency)
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run needs besides the data path and the as-of date."""
 
@@ -153,6 +161,7 @@ class Config:
     read: ReadOptions = field(default_factory=ReadOptions)
     clean: CleanRules = field(default_factory=CleanRules)
     rfm: RFMOptions = field(default_factory=RFMOptions)
+    report: ReportOptions = field(default_factory=ReportOptions)
 
 
 #: How each annotation is named in an error: (singular, plural).
@@ -300,7 +309,7 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
     raw = raw or {}
     if not isinstance(raw, dict):
         raise SegworkInputError(f"{source}: the config must be a mapping with keys columns, read")
-    allowed = {"columns", "read", "clean", "rfm"}
+    allowed = {"columns", "read", "clean", "rfm", "report"}
     unknown = sorted(str(k) for k in set(raw) - allowed)
     if unknown:
         close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
@@ -322,11 +331,16 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
     if not 2 <= rfm.bins <= 10:
         raise SegworkInputError(f"{source}: rfm.bins must be between 2 and 10, not {rfm.bins}")
     read = _build(ReadOptions, "read", raw.get("read"), source)
+    report = _build(ReportOptions, "report", raw.get("report"), source)
+    try:
+        check_currency(report.currency)
+    except SegworkInputError as exc:
+        raise SegworkInputError(f"{source}: {str(exc).removeprefix('config: ')}") from None
     if read.header_row is not None and read.header_row < 1:
         raise SegworkInputError(
             f"{source}: read.header_row counts from 1 (the file's first row), not {read.header_row}"
         )
-    return Config(columns=columns, read=read, clean=rules, rfm=rfm)
+    return Config(columns=columns, read=read, clean=rules, rfm=rfm, report=report)
 
 
 def load_config(path: str | Path | None) -> Config:

@@ -147,6 +147,10 @@ class RFMGroup(Model):
     stage: Stage
     customers: int
     revenue: float
+    median_recency_days: float | None = None
+    median_frequency: float | None = None
+    median_monetary: float | None = None
+    kpis: dict[str, float | None] = {}  # KPI id (segwork.kpi) -> current value; None if undefined
 
 
 class RFM(Model):
@@ -381,6 +385,7 @@ class Summary(Model):
     ledger: Ledger
     warnings: list[DataWarning]
     customers: int
+    currency: str | None = None  # ISO 4217 code money is shown in (segwork.currency); None: plain
     segments: Segments
     rfm: RFM
     clustering: Clustering | None = None  # None when the run skipped clustering
@@ -397,12 +402,27 @@ class HeadlineLedger(BaseModel):
     revenue_kept: float
 
 
+class HeadlineGroup(BaseModel):
+    """Customers and revenue of one RFM group, for the monthly segment mix."""
+
+    customers: int
+    revenue: float = 0.0
+
+
+class HeadlineRFM(BaseModel):
+    """The RFM groups of a month (the segment mix)."""
+
+    groups: dict[str, HeadlineGroup] = {}
+
+
 class Headline(BaseModel):
     """What the monthly index reads from any month's summary.json, older versions included."""
 
     as_of: date
     customers: int
     ledger: HeadlineLedger
+    currency: str | None = None
+    rfm: HeadlineRFM | None = None
 
 
 def read_headline(path: str | Path) -> Headline | None:
@@ -467,16 +487,28 @@ def build_summary(
 ) -> Summary:
     """The run's summary from what it computed: ids and codes only."""
     from segwork import __version__
+    from segwork.kpi import kpi_table, stage_kpis
     from segwork.rfm import edges_report
 
     table = prep.table
     counts = table["rfm_segment_id"].value_counts()
     revenue = table.groupby("rfm_segment_id")["monetary"].sum()
+    medians = table.groupby("rfm_segment_id")[["recency_days", "frequency", "monetary"]].median()
+    kpis = kpi_table(table)
+
+    def value(frame: Any, gid: str, col: str) -> float | None:
+        v = frame[col].get(gid) if gid in frame.index else None
+        return None if v is None or v != v else round(float(v), 4)
+
     groups = {
         s.id: RFMGroup(
             stage=s.stage,
             customers=int(counts.get(s.id, 0)),
             revenue=round(float(revenue.get(s.id, 0.0)), 2),
+            median_recency_days=value(medians, s.id, "recency_days"),
+            median_frequency=value(medians, s.id, "frequency"),
+            median_monetary=value(medians, s.id, "monetary"),
+            kpis={k: value(kpis, s.id, k) for k in stage_kpis(s.stage)},
         )
         for s in prep.segment_map.segments
     }
@@ -506,6 +538,7 @@ def build_summary(
         ledger=Ledger.model_validate(prep.ledger.as_dict()),
         warnings=data_warnings(prep),
         customers=len(table),
+        currency=prep.currency,
         segments=Segments(rfm={g: v.customers for g, v in groups.items()}, **per_method),
         rfm=RFM(
             segment_map=prep.segment_map.name,

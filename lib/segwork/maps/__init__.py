@@ -8,6 +8,7 @@ belongs to exactly one group, and names the cells when it does not.
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -127,6 +128,10 @@ def parse_map(raw: Any, source: str) -> SegmentMap:
             raise SegworkInputError(f"{where}: missing key '{missing[0]}'")
         if s["stage"] not in STAGES:
             raise SegworkInputError(f"{where}: stage must be one of {', '.join(STAGES)}")
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", str(s["id"])):
+            raise SegworkInputError(
+                f"{where}: id must be lower-case letters, digits and _ (it names files and keys)"
+            )
         cells = s["cells"] if isinstance(s["cells"], list) else [s["cells"]]
         segs.append(
             Segment(

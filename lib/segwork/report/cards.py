@@ -5,33 +5,35 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
+from segwork.currency import Currency
 from segwork.profile import ProfileCard
-from segwork.report.views import rule_text
+from segwork.report.tables import fmt_int, fmt_money, fmt_num
+from segwork.report.views import METHOD_NAMES, rule_text
 from segwork.text import catalogue
 
+CARD_CSS = (
+    "border:1px solid #ccd;border-radius:6px;padding:8px 12px;margin:6px 0;"
+    "word-break:keep-all;overflow-wrap:anywhere"
+)
 
-def _fmt_money(v: float) -> str:
-    """Thousands-separated whole amount."""
-    return f"{v:,.0f}"
 
-
-def card_html(card: ProfileCard, lang: str) -> str:
+def card_html(card: ProfileCard, lang: str, cur: Currency | None = None) -> str:
     """One card as an HTML block; every data-derived string is escaped."""
     e = html.escape
     t = catalogue(lang)
     names = t["columns"]
     lines = [
-        "<div class='segwork-card' style='border:1px solid #ccd;border-radius:6px;padding:8px 12px;margin:6px 0'>",
+        f"<div class='segwork-card' data-group='{e(card.group)}' style='{CARD_CSS}'>",
         f"<h4 style='margin:2px 0'>{e(card.name)}"
-        + (f" <small style='color:#667'>· {e(card.stage)}</small>" if card.stage else "")
+        + (f" <small style='color:#556'>· {e(card.stage)}</small>" if card.stage else "")
         + "</h4>",
         "<p style='margin:2px 0'>"
         + e(
             t(
                 "cards.size",
-                customers=card.customers,
+                customers=fmt_int(card.customers),
                 customer_share=card.customer_share,
-                revenue=_fmt_money(card.revenue),
+                revenue=fmt_money(card.revenue, cur, whole=True),
                 revenue_share=card.revenue_share,
             )
         )
@@ -40,22 +42,25 @@ def card_html(card: ProfileCard, lang: str) -> str:
         + e(
             t(
                 "cards.medians",
-                recency=card.median_recency_days,
-                frequency=card.median_frequency,
-                monetary=_fmt_money(card.median_monetary),
+                recency=fmt_num(card.median_recency_days, 0),
+                frequency=fmt_num(card.median_frequency, 0),
+                monetary=fmt_money(card.median_monetary, cur, whole=True),
             )
         )
         + "</p>",
     ]
+    if card.note:
+        lines.append(f"<p style='margin:2px 0;color:#8a4b00'>{e(card.note)}</p>")
     for key, values in (
         ("top_countries", card.top_countries),
         ("top_products", card.top_products),
         ("rules", card.rules),
     ):
         if values:
-            shown = [rule_text(v, lang) for v in values] if key == "rules" else values
+            shown = [rule_text(v, lang, cur) for v in values] if key == "rules" else values
+            sep = t("cards.or") if key == "rules" else ", "
             lines.append(
-                f"<p style='margin:2px 0'><b>{e(names[key])}</b>: {e(', '.join(shown))}</p>"
+                f"<p style='margin:2px 0'><b>{e(names[key])}</b>: {e(sep.join(shown))}</p>"
             )
     if card.kpi:
         lines.append(f"<p style='margin:2px 0'><b>{e(names['kpi'])}</b>: {e(card.kpi)}</p>")
@@ -66,26 +71,31 @@ def card_html(card: ProfileCard, lang: str) -> str:
     return "\n".join(lines)
 
 
-def cards_html(cards: Sequence[ProfileCard], lang: str) -> str:
-    """Several cards, one after the other."""
-    return "\n".join(card_html(c, lang) for c in cards)
+def cards_html(cards: Sequence[ProfileCard], lang: str, cur: Currency | None = None) -> str:
+    """Several cards, one after the other; cluster cards under their method's name."""
+    head = ""
+    if cards and cards[0].scope != "rfm":
+        head = f"<h3>{html.escape(METHOD_NAMES.get(cards[0].scope, cards[0].scope))}</h3>\n"
+    return head + "\n".join(card_html(c, lang, cur) for c in cards)
 
 
 class CardsView:
     """Displays cards as HTML in a notebook (and as plain text elsewhere)."""
 
-    def __init__(self, cards: Sequence[ProfileCard], lang: str) -> None:
+    def __init__(
+        self, cards: Sequence[ProfileCard], lang: str, cur: Currency | None = None
+    ) -> None:
         self.cards = list(cards)
         self.lang = lang
+        self.cur = cur
 
     def _repr_html_(self) -> str:
         """Rich display in Jupyter."""
-        return cards_html(self.cards, self.lang)
+        return cards_html(self.cards, self.lang, self.cur)
 
     def __repr__(self) -> str:
         """Plain text: one line per card (what nbval compares)."""
         return "\n".join(
-            f"{c.name}: {c.customers} customers, {c.customer_share:.1%} of customers, "
-            f"{c.revenue_share:.1%} of revenue"
+            f"{c.name}: {c.customers:,} · {c.customer_share:.1%} · {c.revenue_share:.1%}"
             for c in self.cards
         )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 from typing import Any
 
-from segwork.config import DEFAULT_LANG, TEMPLATES_DIR
+from segwork.config import DEFAULT_LANG, NOTEBOOKS, TEMPLATES_DIR
 from segwork.report.fonts import embed_font
 from segwork.text import catalogue, languages
 
@@ -33,10 +35,55 @@ def export_html(ipynb: Path, dest: Path, title: str) -> Path:
     lang = nb.metadata.get("papermill", {}).get("parameters", {}).get("lang", DEFAULT_LANG)
     lang = lang if lang in languages() else DEFAULT_LANG
     keep_language(nb, lang)  # a notebook run outside segwork may still hold every language
-    resources = {"metadata": {"name": title}, "segwork": {"back": catalogue(lang)("index.back")}}
+    t = catalogue(lang)
+    resources = {
+        "metadata": {"name": title},
+        "language_code": lang,
+        "segwork": {
+            "back": t("nav.index"),
+            "prev_label": t("nav.prev"),
+            "next_label": t("nav.next"),
+            **neighbours(dest.stem, lang),
+        },
+    }
     body, _ = html_exporter().from_notebook_node(nb, resources=resources)
-    dest.write_text(embed_font(body), encoding="utf-8")
+    dest.write_text(embed_font(with_toc(body, t("nav.contents"))), encoding="utf-8")
     return dest
+
+
+def neighbours(name: str, lang: str) -> dict[str, tuple[str, str] | None]:
+    """The previous and next report page of ``name`` as (href, title), in report order."""
+    if name not in NOTEBOOKS:
+        return {"prev": None, "next": None}
+    i = NOTEBOOKS.index(name)
+    titles = catalogue(lang)["pages"]
+
+    def page(j: int) -> tuple[str, str] | None:
+        return (
+            (f"{NOTEBOOKS[j]}.html", titles.get(NOTEBOOKS[j], NOTEBOOKS[j]))
+            if 0 <= j < len(NOTEBOOKS)
+            else None
+        )
+
+    return {"prev": page(i - 1), "next": page(i + 1)}
+
+
+_H2 = re.compile(r'<h2 id="([^"]+)">(.*?)<a class="anchor-link"', re.S)
+
+
+def with_toc(body: str, label: str) -> str:
+    """The page with a table of contents of its sections (its h2 headings) under the top nav."""
+    items = [
+        f'<li><a href="#{anchor}">{html.escape(html.unescape(re.sub(r"<[^>]+>", "", text)).strip())}</a></li>'
+        for anchor, text in _H2.findall(body)
+    ]
+    toc = (
+        f'<nav class="segwork-toc" aria-label="{html.escape(label)}"><b>{html.escape(label)}</b>'
+        f"<ol>{''.join(items)}</ol></nav>"
+        if items
+        else ""
+    )
+    return body.replace("<!--segwork-toc-->", toc, 1)
 
 
 def keep_language(nb: Any, lang: str) -> Any:

@@ -148,19 +148,20 @@ def segment_grid(grid: pd.DataFrame, counts: pd.DataFrame, lang: str) -> Figure:
 
 
 def share_bars(table: pd.DataFrame, lang: str) -> Figure:
-    """Customer share next to revenue share per group (``name``, ``customer_share``, ``revenue_share`` in %)."""
+    """Customer share next to revenue share per group (``name``, ``customer_share``, ``revenue_share``
+    as fractions), in the table's order from the top."""
     fig, ax = _fig(9, 0.4 * max(len(table), 1) + 1.4)
     y = np.arange(len(table))[::-1]
     ax.barh(
         y + 0.2,
-        table["customer_share"],
+        100 * table["customer_share"],
         height=0.4,
         color=PALETTE[0],
         label=t("customer_share", lang),
     )
     ax.barh(
         y - 0.2,
-        table["revenue_share"],
+        100 * table["revenue_share"],
         height=0.4,
         color=PALETTE[1],
         label=t("revenue_share", lang),
@@ -276,6 +277,80 @@ def cluster_sizes(counts: Mapping[str, Mapping[str, int]], lang: str) -> Figure:
     return fig
 
 
+def ink(im: Any, i: int, j: int) -> str:
+    """Text colour readable on cell (i, j) of an image: white on dark cells, near-black on light."""
+    arr = im.get_array()
+    v = arr[i, j]
+    if np.ma.is_masked(v) or not np.isfinite(v):
+        return "#222222"
+    r, g, b, _ = im.cmap(im.norm(v))
+    return "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "#222222"
+
+
+def rf_monetary_heatmap(customers: pd.DataFrame, lang: str, cur_symbol: str = "") -> Figure:
+    """Mean monetary value per (R score, F score) cell, with customers per cell: where value sits."""
+    grid = customers.pivot_table(
+        index="r_score", columns="f_score", values="monetary", aggfunc="mean", observed=True
+    )
+    counts = customers.pivot_table(
+        index="r_score", columns="f_score", values="monetary", aggfunc="size", observed=True
+    )
+    scores = range(int(customers[["r_score", "f_score"]].max().max()), 0, -1)
+    grid = grid.reindex(index=list(scores), columns=sorted(scores))
+    counts = counts.reindex(index=grid.index, columns=grid.columns).fillna(0)
+    fig, ax = _fig(7, 4.6)
+    vals = grid.to_numpy(dtype=float)
+    im = ax.imshow(np.ma.masked_invalid(vals), cmap="YlOrBr", aspect="auto")
+    for (i, j), v in np.ndenumerate(vals):
+        if np.isfinite(v):
+            text = f"{cur_symbol}{v:,.0f}\n({int(counts.iloc[i, j]):,})"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7.5, color=ink(im, i, j))
+    ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
+    ax.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index])
+    ax.set_xlabel(t("f_score", lang))
+    ax.set_ylabel(t("r_score", lang))
+    ax.set_title(t("rf_monetary", lang))
+    fig.colorbar(im, ax=ax, label=t("mean_monetary", lang))
+    return fig
+
+
+def segment_treemap(segments: pd.DataFrame, lang: str) -> Figure:
+    """Segments as a treemap: area = customers, colour = revenue share (``name``, ``customers``,
+    ``revenue_share`` as a fraction)."""
+    import squarify
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Rectangle
+
+    seg = segments[segments["customers"] > 0].sort_values("customers", ascending=False)
+    fig, ax = _fig(9, 5)
+    norm = Normalize(0, max(float(seg["revenue_share"].max()), 1e-9))
+    cmap = colormaps["Oranges"]
+    rects = squarify.squarify(
+        squarify.normalize_sizes(seg["customers"].astype(float).tolist(), 100, 60), 0, 0, 100, 60
+    )
+    for r, (_, row) in zip(rects, seg.iterrows(), strict=True):
+        colour = cmap(0.15 + 0.85 * norm(row["revenue_share"]))
+        ax.add_patch(
+            Rectangle((r["x"], r["y"]), r["dx"], r["dy"], facecolor=colour, edgecolor="white", lw=2)
+        )
+        lum = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
+        label = f"{row['name']}\n{int(row['customers']):,} · {100 * row['revenue_share']:.1f}%"
+        if r["dx"] * r["dy"] > 60:  # label only boxes big enough to hold it
+            ax.text(
+                r["x"] + r["dx"] / 2, r["y"] + r["dy"] / 2, label, ha="center", va="center",
+                fontsize=8, color="white" if lum < 0.5 else "#222222", wrap=True,
+            )  # fmt: skip
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 60)
+    ax.set_axis_off()
+    ax.set_title(t("treemap", lang))
+    sm = ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(sm, ax=ax, label=t("revenue_share", lang), format=lambda v, _: f"{100 * v:.0f}%")
+    return fig
+
+
 def profile_heatmap(medians: pd.DataFrame, overall: pd.Series, title: str, lang: str) -> Figure:
     """Cluster medians of R, F, M divided by the overall medians, as an annotated heatmap."""
     ratio = medians / overall.replace(0, np.nan)
@@ -288,7 +363,7 @@ def profile_heatmap(medians: pd.DataFrame, overall: pd.Series, title: str, lang:
         aspect="auto",
     )
     for (i, j), v in np.ndenumerate(medians.to_numpy(dtype=float)):
-        ax.text(j, i, f"{v:,.0f}", ha="center", va="center", fontsize=8)
+        ax.text(j, i, f"{v:,.0f}", ha="center", va="center", fontsize=8, color=ink(im, i, j))
     ax.set_xticks(range(3), [t(f"{c.split('_')[0]}_short", lang) for c in medians.columns])
     ax.set_yticks(range(len(ratio)), [str(i) for i in ratio.index])
     ax.set_ylabel(t("cluster", lang))
@@ -310,7 +385,7 @@ def matrix_heatmap(
     vals = matrix.to_numpy(dtype=float)
     im = ax.imshow(vals, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     for (i, j), v in np.ndenumerate(vals):
-        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8)
+        ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=8, color=ink(im, i, j))
     ax.set_xticks(range(matrix.shape[1]), [str(c) for c in matrix.columns], rotation=35, ha="right")
     ax.set_yticks(range(matrix.shape[0]), [str(i) for i in matrix.index])
     ax.set_title(title, fontsize=10)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segwork.artifacts import segment_labels, summary_path
+from segwork.artifacts import summary_path
 from segwork.config import KERNEL, NOTEBOOKS_DIR
 from segwork.errors import ReportError, SegworkInputError
 from segwork.report.execute import Children, Job, Limits, execute
@@ -227,7 +227,9 @@ class ReportSession:
             shutil.rmtree(self.logs, ignore_errors=True)
         summary = read_summary(summary_path(self.build))  # summary.json comes last, with timings
         lang = self.params.lang
-        write_index(self.build, summary, results, lang, segment_labels(self.build, lang))
+        root = Path(self.params.reports_root).resolve()
+        monthly = root.is_dir() and self.failed_dir.parent == root  # OUT is a month of reports/
+        write_index(self.build, summary, results, lang, monthly_index=monthly)
         self.say(f"report pages: {', '.join(r.html.name for r in results)}, index.html")
         return results
 

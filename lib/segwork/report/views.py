@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from segwork.summary import Ledger, Method, Summary
 
 from segwork.config import METHODS, NOTEBOOKS  # noqa: F401
+from segwork.currency import Currency, currency
+from segwork.report.tables import Table, fmt_money, fmt_num
 from segwork.text import catalogue, note_message
 
 __all__ = [
@@ -48,9 +50,29 @@ __all__ = [
     "warning_text",
     "rule_text",
     "page_title",
+    "segment_frame",
+    "segment_summary",
+    "lift_table",
+    "contingency",
+    "contingency_table",
+    "money",
+    "show",
+    "Table",
     "METHODS",
 ]
 SCORE_LETTERS = {"recency_days": "R", "frequency": "F", "monetary": "M"}
+#: How each clustering method is written (names, not ids, on every page).
+METHOD_NAMES = {"kmeans": "K-Means", "ward": "Ward", "hdbscan": "HDBSCAN", "gmm": "GMM"}
+
+
+def money(art: Artifacts) -> Currency | None:
+    """The currency the run reports money in (None: plain numbers)."""
+    return currency(getattr(art.summary, "currency", None))
+
+
+def show(frame: pd.DataFrame, lang: str, art: Artifacts | None = None, **kinds: str) -> Table:
+    """Any frame as a reader's table (column ids as headers from the catalogue)."""
+    return Table(frame.reset_index(drop=True), lang, kinds, money(art) if art else None)
 
 
 def named(df: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -78,8 +100,27 @@ def setup_notebook() -> None:
         from matplotlib_inline.backend_inline import set_matplotlib_formats
     except ImportError:  # pragma: no cover - outside Jupyter
         return
-    if get_ipython() is not None:
+    ip = get_ipython()
+    if ip is not None:
         set_matplotlib_formats("png", bbox_inches=None)  # figures use constrained layout
+        from matplotlib.figure import Figure
+
+        ip.display_formatter.formatters["image/png"].for_type(Figure, png_with_alt)
+
+
+def figure_title(fig: Any) -> str:
+    """A figure's title for its alt text: the suptitle, else its axes' titles."""
+    sup = getattr(fig, "_suptitle", None)
+    if sup is not None and sup.get_text():
+        return str(sup.get_text())
+    return " · ".join(t for ax in fig.axes if (t := ax.get_title()))
+
+
+def png_with_alt(fig: Any) -> tuple[bytes, dict[str, str]]:
+    """A figure as PNG with its title as alt text (the page's img alt)."""
+    from IPython.core.pylabtools import print_figure
+
+    return print_figure(fig, "png", bbox_inches=None), {"alt": figure_title(fig)}
 
 
 def reason_labels(lang: str) -> dict[str, str]:
@@ -87,42 +128,52 @@ def reason_labels(lang: str) -> dict[str, str]:
     return dict(catalogue(lang)["reasons"])
 
 
-def headline(art: Artifacts, lang: str) -> pd.DataFrame:
+def headline(art: Artifacts, lang: str) -> Table:
     """One-row overview: as-of date, period, source file name, customers, rows kept."""
     s = art.summary
     led = s.ledger
     row = {
-        "as_of": s.as_of.isoformat(),
+        "as_of": s.as_of,
         "period": f"{s.period.first} ~ {s.period.last}",
         "data": Path(s.source.path).name,
         "customers": s.customers,
         "rows_kept": f"{led.rows_kept:,} / {led.rows_in:,}",
+        "revenue_kept": led.revenue_kept,
     }
-    return named(pd.DataFrame([row]), lang)
+    return Table(pd.DataFrame([row]), lang, {"as_of": "date"}, money(art))
 
 
-def ledger_table(ledger: Ledger, lang: str) -> pd.DataFrame:
-    """Rows and revenue read, dropped per reason and kept; shares of rows read."""
-    t = catalogue(lang)
-    names = {**t["reasons"], **t["ledger"]}
+def ledger_rows(ledger: Ledger) -> list[tuple[str, int, float]]:
+    """The ledger as a running total: read, then each reason's change, then kept.
+
+    One sign convention on every page: a dropped reason shows what dropping it changed, so
+    read + changes = kept, in rows and in revenue. Dropping cancellations (negative amounts)
+    raises revenue, so their change is positive.
+    """
     rows = [("read", ledger.rows_in, ledger.revenue_in)]
     rows += [(r, -d.rows, -d.revenue) for r, d in ledger.dropped.items()]
     rows.append(("kept", ledger.rows_kept, ledger.revenue_kept))
+    return rows
+
+
+def ledger_table(ledger: Ledger, lang: str, cur: Currency | None = None) -> Table:
+    """Rows and revenue read, each drop reason's change, and kept; shares of rows read."""
+    t = catalogue(lang)
+    names = {**t["reasons"], **t["ledger"]}
+    rows = ledger_rows(ledger)
     df = pd.DataFrame(
         {
             "step": [names.get(r, r) for r, _, _ in rows],
             "rows": [n for _, n, _ in rows],
-            "row_share": [
-                round(100 * abs(n) / ledger.rows_in, 2) if ledger.rows_in else 0.0
-                for _, n, _ in rows
-            ],
+            "row_share": [abs(n) / ledger.rows_in if ledger.rows_in else 0.0 for _, n, _ in rows],
             "revenue": [round(float(v), 2) for _, _, v in rows],
         }
     )
-    return named(df, lang)
+    kinds = {"rows": ("int", "signed_int"), "revenue": ("money", "signed_money")}
+    return Table(df, lang, kinds, cur, table_id="ledger")
 
 
-def coverage_table(art: Artifacts, lang: str) -> pd.DataFrame:
+def coverage_table(art: Artifacts, lang: str) -> Table:
     """Date coverage: first and last kept purchase, as-of date, months, months with no orders."""
     m = art.monthly
     empty = [d.strftime("%Y-%m") for d in pd.to_datetime(m.loc[m["orders"] == 0, "month"])]
@@ -139,35 +190,36 @@ def coverage_table(art: Artifacts, lang: str) -> pd.DataFrame:
     df = pd.DataFrame(
         {"item": [t(f"coverage.{k}") for k, _ in keys], "value": [v for _, v in keys]}
     )
-    return named(df, lang)
+    return Table(df, lang)
 
 
-def monthly_table(monthly: pd.DataFrame, lang: str) -> pd.DataFrame:
+def monthly_table(monthly: pd.DataFrame, lang: str, cur: Currency | None = None) -> Table:
     """Orders, revenue and active customers per month, month as YYYY-MM."""
     df = monthly.copy()
     df["month"] = pd.to_datetime(df["month"]).dt.strftime("%Y-%m")
-    df["revenue"] = df["revenue"].round(2)
-    return named(df, lang)
+    return Table(df, lang, {}, cur)
 
 
-def rfm_describe(customers: pd.DataFrame, lang: str) -> pd.DataFrame:
-    """Quantiles of recency, frequency and monetary."""
+def rfm_describe(customers: pd.DataFrame, lang: str, cur: Currency | None = None) -> Table:
+    """Percentiles of recency, frequency and monetary, one row per percentile."""
     q = customers[["recency_days", "frequency", "monetary"]].quantile(
         [0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0]
     )
-    q.index = [f"p{int(round(100 * i))}" for i in q.index]
-    return named(q.round(2), lang)
+    q.insert(0, "percentile", [f"p{int(round(100 * i))}" for i in q.index])
+    kinds = {"recency_days": "num", "frequency": "num"}
+    return Table(q.reset_index(drop=True), lang, kinds, cur)
 
 
 def top_items(
     art: Artifacts, scope: str, group: str, kind: str, lang: str | None = None
-) -> pd.DataFrame:
-    """Top countries or products of one group (scope/group 'all' = everyone); ``lang`` names columns."""
+) -> pd.DataFrame | Table:
+    """Top countries or products of one group (scope/group 'all' = everyone).
+
+    Without ``lang`` the plain frame (for charts); with it a reader's table."""
     t = art.top
     df = t[(t["scope"] == scope) & (t["group"] == str(group)) & (t["kind"] == kind)]
     df = df[["rank", "name", "revenue", "customers"]].reset_index(drop=True)
-    df["revenue"] = df["revenue"].round(2)
-    return named(df, lang) if lang else df
+    return Table(df, lang, {"rank": "int"}, money(art)) if lang else df
 
 
 def warning_text(warning: Mapping[str, Any], lang: str) -> str:
@@ -189,7 +241,7 @@ def warning_text(warning: Mapping[str, Any], lang: str) -> str:
         return str(warning["message"])
 
 
-def quality_warnings(art: Artifacts, lang: str) -> pd.DataFrame:
+def quality_warnings(art: Artifacts, lang: str) -> Table:
     """Data-quality warnings a reader should know before trusting the segments."""
     t = catalogue(lang)
     led = art.summary.ledger
@@ -218,32 +270,33 @@ def quality_warnings(art: Artifacts, lang: str) -> pd.DataFrame:
             out.append(t("quality.edges_coincide", score=SCORE_LETTERS[col]))
     if not out:
         out.append(t("quality.none"))
-    return named(pd.DataFrame({"warning": out}), lang)
+    return Table(pd.DataFrame({"warning": out}), lang)
 
 
-def edges_table(art: Artifacts, lang: str) -> pd.DataFrame:
+def edges_table(art: Artifacts, lang: str) -> Table:
     """Bin edges per score and how many customers sit exactly on each edge."""
+    t = catalogue(lang)
     rows = []
     for col, info in art.summary.rfm.edges.items():
         rows.append(
             {
                 "score": SCORE_LETTERS[col],
-                "edge_source": info.source,
+                "edge_source": t("edge_sources." + info.source),
                 "edges": ", ".join(f"{e:,.2f}" for e in info.edges),
-                "customers_on_edge": ", ".join(str(n) for n in info.customers_on_edge),
+                "customers_on_edge": ", ".join(f"{n:,}" for n in info.customers_on_edge),
             }
         )
-    return named(pd.DataFrame(rows), lang)
+    return Table(pd.DataFrame(rows), lang)
 
 
-def score_counts(customers: pd.DataFrame, lang: str | None = None) -> pd.DataFrame:
+def score_counts(customers: pd.DataFrame, lang: str | None = None) -> pd.DataFrame | Table:
     """Customers per score 1..5 for R, F and M (an empty score shows 0)."""
     cols = {"R": "r_score", "F": "f_score", "M": "m_score"}
     scores = sorted(set().union(*(customers[c].unique() for c in cols.values())))
     df = pd.DataFrame(
         {k: customers[c].value_counts().reindex(scores, fill_value=0) for k, c in cols.items()}
     ).rename_axis("score")
-    return named(df, lang) if lang else df
+    return Table(df.reset_index(), lang, {"score": "int"}) if lang else df
 
 
 def map_grid(art: Artifacts, lang: str) -> pd.DataFrame:
@@ -260,7 +313,7 @@ def grid_counts(art: Artifacts) -> pd.DataFrame:
     return tab.reindex(index=range(bins, 0, -1), columns=range(2, 2 * bins + 1), fill_value=0)
 
 
-def top_customers(art: Artifacts, lang: str, n: int = 10) -> pd.DataFrame:
+def top_customers(art: Artifacts, lang: str, n: int = 10) -> Table:
     """The ``n`` customers with the highest net revenue, with their segment (IDs as stored)."""
     c = art.customers.sort_values(["monetary", "frequency"], ascending=False).head(n)
     df = pd.DataFrame(
@@ -269,10 +322,84 @@ def top_customers(art: Artifacts, lang: str, n: int = 10) -> pd.DataFrame:
             "segment": c["rfm_segment_id"].map(art.labels(lang)),
             "recency_days": c["recency_days"].to_numpy(),
             "frequency": c["frequency"].to_numpy(),
-            "monetary": c["monetary"].round(2).to_numpy(),
+            "monetary": c["monetary"].to_numpy(),
         }
     )
-    return named(df, lang)
+    return Table(df, lang, {"customer_id": "text"}, money(art))
+
+
+def segment_frame(art: Artifacts, lang: str) -> pd.DataFrame:
+    """Every non-empty RFM segment by revenue share: name, stage, size, shares (fractions), medians.
+
+    The order every page and chart uses for segments."""
+    c = art.customers
+    t = catalogue(lang)
+    g = c.groupby("rfm_segment_id", observed=True)
+    df = pd.DataFrame(
+        {
+            "customers": g.size(),
+            "revenue": g["monetary"].sum(),
+            "median_recency_days": g["recency_days"].median(),
+            "median_frequency": g["frequency"].median(),
+            "median_monetary": g["monetary"].median(),
+        }
+    )
+    df["customer_share"] = df["customers"] / max(len(c), 1)
+    df["revenue_share"] = df["revenue"] / (float(c["monetary"].sum()) or 1.0)
+    by_id = {s["id"]: s for s in art.segment_map["segments"]}
+    df.index = df.index.map(str)
+    df.insert(0, "name", [by_id.get(i, {}).get(lang, i) for i in df.index])
+    df.insert(
+        1, "stage", [t["stages"].get(by_id.get(i, {}).get("stage", ""), "") for i in df.index]
+    )
+    df = df.sort_values(["revenue_share", "customers"], ascending=False, kind="stable")
+    return df.rename_axis("segment_id").reset_index()
+
+
+def segment_summary(art: Artifacts, lang: str) -> Table:
+    """Segments by revenue share: stage, customers, shares and the median customer's R, F, M."""
+    df = segment_frame(art, lang)
+    cols = ["name", "stage", "customers", "customer_share", "revenue", "revenue_share",
+            "median_recency_days", "median_frequency", "median_monetary"]  # fmt: skip
+    kinds = {"median_recency_days": "days", "median_frequency": "num"}
+    return Table(
+        df[cols], lang, kinds, money(art), headers={"name": catalogue(lang)("columns.segment")}
+    )
+
+
+def lift_table(art: Artifacts, lang: str) -> Table:
+    """Per segment (by revenue share) the products it over-buys, with lift and buyer shares."""
+    lift = art.lift
+    if lift is None or lift.empty:
+        return Table(pd.DataFrame(), lang)
+    order = segment_frame(art, lang)[["segment_id", "name"]]
+    df = order.merge(lift, left_on="segment_id", right_on="group", how="inner", sort=False)
+    df = df.rename(columns={"name_x": "segment", "name_y": "product"})
+    cols = ["segment", "product", "buyers", "segment_share", "overall_share", "lift"]
+    kinds = {"segment_share": "share", "overall_share": "share", "lift": "num"}
+    return Table(df[cols], lang, kinds)
+
+
+def contingency(art: Artifacts, method_id: str, lang: str) -> pd.DataFrame:
+    """Customers per (cluster, RFM segment), segments by revenue share, outliers named."""
+    col = f"{method_id}_cluster"
+    c = art.customers
+    tab = pd.crosstab(c[col], c["rfm_segment_id"])
+    order = segment_frame(art, lang)
+    tab = tab[[i for i in order["segment_id"] if i in tab.columns]]
+    tab.columns = [
+        dict(zip(order["segment_id"], order["name"], strict=True))[i] for i in tab.columns
+    ]
+    outliers = catalogue(lang)("clusters.outliers")
+    tab.index = [outliers if int(v) == -1 else str(v) for v in tab.index]
+    tab.index.name = "cluster"
+    return tab
+
+
+def contingency_table(art: Artifacts, method_id: str, lang: str) -> Table:
+    """:func:`contingency` as a reader's table (one row per cluster)."""
+    tab = contingency(art, method_id, lang)
+    return Table(tab.reset_index(), lang, headers={c: c for c in tab.columns})
 
 
 def method(art: Artifacts, name: str) -> Method | None:
@@ -281,7 +408,7 @@ def method(art: Artifacts, name: str) -> Method | None:
     return clus.methods.get(name) if clus else None
 
 
-def selection_table(art: Artifacts, lang: str) -> pd.DataFrame:
+def selection_table(art: Artifacts, lang: str) -> Table:
     """Per method: status, clusters chosen, the rule, the winning score and whether it sampled."""
     t = catalogue(lang)
     rows = []
@@ -305,39 +432,46 @@ def selection_table(art: Artifacts, lang: str) -> pd.DataFrame:
             score = round(chosen[0].dbcv, 4) if chosen and chosen[0].dbcv is not None else None
         rows.append(
             {
-                "method": m,
-                "status": s.status,
+                "method": METHOD_NAMES.get(m, m),
+                "status": t("status." + s.status) if s.status in t["status"] else s.status,
                 "clusters": s.n_clusters,
                 "rule": t["selection"].get(sel.rule or "", "")
                 or next((note_text(n, lang) for n in s.notes if _code(n) == "degenerate"), ""),
                 "selection_score": score,
-                "noise_share": round(s.noise.share if s.noise else 0.0, 4)
-                if m == "hdbscan"
-                else None,
+                "noise_share": (s.noise.share if s.noise else 0.0) if m == "hdbscan" else None,
                 "sampled": s.sampled,
             }
         )
-    return named(pd.DataFrame(rows), lang)
+    kinds = {"selection_score": "score", "clusters": "int", "sampled": "bool"}
+    return Table(pd.DataFrame(rows), lang, kinds)
 
 
-def kmeans_scores(art: Artifacts, lang: str | None = None) -> pd.DataFrame:
+def kmeans_scores(art: Artifacts, lang: str | None = None) -> pd.DataFrame | Table:
     """K-Means model-selection scores per k (silhouette, Calinski-Harabasz, Davies-Bouldin, inertia)."""
     km = method(art, "kmeans")
     sc = km.selection.scores if km else None
     if sc is None:
         return pd.DataFrame()
     cols = ["k", "silhouette", "calinski_harabasz", "davies_bouldin", "inertia"]
-    df = pd.DataFrame({c: getattr(sc, c) for c in cols}).set_index("k").astype(float).round(4)
-    return named(df, lang) if lang else df
+    df = pd.DataFrame({c: getattr(sc, c) for c in cols}).set_index("k").astype(float)
+    if not lang:
+        return df
+    kinds = {
+        "k": "int",
+        "silhouette": "score",
+        "davies_bouldin": "score",
+        "calinski_harabasz": "int",
+        "inertia": "int",
+    }
+    return Table(df.reset_index(), lang, kinds)
 
 
-def dbcv_table(art: Artifacts, lang: str | None = None) -> pd.DataFrame:
+def dbcv_table(art: Artifacts, lang: str | None = None) -> pd.DataFrame | Table:
     """HDBSCAN grid: each (min_cluster_size, min_samples) with clusters, noise share and DBCV."""
     hd = method(art, "hdbscan")
     grid = (hd.selection.grid or []) if hd else []
     df = pd.DataFrame([g.model_dump() for g in grid])
-    df = df.round(4) if not df.empty else df
-    return named(df, lang) if lang else df
+    return Table(df, lang, {"dbcv": "score"}) if lang else df
 
 
 def cluster_counts(art: Artifacts) -> dict[str, dict[str, int]]:
@@ -346,21 +480,29 @@ def cluster_counts(art: Artifacts) -> dict[str, dict[str, int]]:
     return {m: dict(getattr(segments, m)) for m in METHODS if getattr(segments, m)}
 
 
-def cluster_count_table(art: Artifacts, lang: str) -> pd.DataFrame:
+def cluster_count_table(art: Artifacts, lang: str) -> Table:
     """Customers per cluster as a table: one row per cluster, one column per method."""
     counts = cluster_counts(art)
     table = pd.DataFrame(counts).fillna(0).astype("int64")
     order = sorted(table.index, key=lambda c: (c != "noise", int(c) if c.isdigit() else -1))
     table = table.loc[order]
+    t = catalogue(lang)
+    table.index = [t("clusters.outliers") if c == "noise" else c for c in table.index]
     table.index.name = "cluster"
-    return named(table, lang)
+    headers = {m: METHOD_NAMES.get(m, m) for m in table.columns}
+    return Table(table.reset_index(), lang, {}, headers=headers)
 
 
-def notes(art: Artifacts, lang: str | None = None) -> pd.DataFrame:
+def notes(art: Artifacts, lang: str | None = None) -> pd.DataFrame | Table:
     """Notes the methods left (sampling, degenerate fits), in ``lang`` where the catalogue has them."""
-    rows = [(m, note_text(n, lang)) for m in METHODS if (s := method(art, m)) for n in s.notes]
+    rows = [
+        (METHOD_NAMES.get(m, m), note_text(n, lang))
+        for m in METHODS
+        if (s := method(art, m))
+        for n in s.notes
+    ]
     df = pd.DataFrame(rows, columns=["method", "note"])
-    return named(df, lang) if lang else df
+    return Table(df, lang) if lang else df
 
 
 def _code(note: Any) -> str:
@@ -378,27 +520,55 @@ def note_text(note: Any, lang: str | None) -> str:
     return text if not text.startswith(f"{note.get('code')} {{") else str(note.get("message", ""))
 
 
-def rule_text(rule: str, lang: str) -> str:
-    """A tree rule ("recency_days <= 52 and frequency >= 3") with features named in ``lang``."""
+_OPS = {">=": "ge", "<=": "le", ">": "gt", "<": "lt"}
+
+
+def rule_text(rule: str, lang: str, cur: Currency | None = None) -> str:
+    """A tree rule ("recency_days >= 22 and frequency >= 3") in words in ``lang``.
+
+    Each condition is worded from the catalogue's ``rule_words`` ("last order 22+ days ago ·
+    3+ orders"); money is written in the report's currency. A condition the catalogue has no
+    words for keeps the feature's name and the operator.
+    """
     t = catalogue(lang)
     if rule == "all customers":
         return t("rules.all")
-    names = t["columns"]
+    words, names = t["rule_words"], t["columns"]
     parts = []
     for cond in rule.split(" and "):
-        feature, _, rest = cond.partition(" ")
-        parts.append(f"{names.get(feature, feature)} {rest}".strip())
+        feature, op, value = (cond.split(" ", 2) + ["", ""])[:3]
+        key = f"{feature}_{_OPS.get(op, op)}"
+        shown = value
+        try:
+            number = float(value.replace(",", ""))
+            shown = (
+                fmt_money(number, cur)
+                if feature == "monetary"
+                else fmt_num(number, 0 if number == int(number) else 1)
+            )
+        except ValueError:
+            pass
+        if key in words:
+            parts.append(words[key].format(v=shown))
+        else:
+            parts.append(f"{names.get(feature, feature)} {op} {shown}".strip())
     return t("rules.and").join(parts)
 
 
-def agreement(art: Artifacts, metric: str = "ari") -> pd.DataFrame:
-    """Pairwise agreement (ARI or AMI) between all segmentations, rounded."""
+def agreement(art: Artifacts, metric: str = "ari", lang: str | None = None) -> pd.DataFrame | Table:
+    """Pairwise agreement (ARI or AMI) between all segmentations: a frame, or with ``lang`` a table."""
     clus = art.summary.clustering
     d = getattr(clus.agreement, metric) if clus else {}
-    return pd.DataFrame(d).astype(float).round(3)
+    df = pd.DataFrame(d).astype(float).rename(index=METHOD_NAMES, columns=METHOD_NAMES)
+    if lang is None:
+        return df
+    rfm = catalogue(lang)("columns.rfm_groups")
+    df = df.rename(index={"rfm": rfm}, columns={"rfm": rfm})
+    out = df.rename_axis("method").reset_index()
+    return Table(out, lang, {c: "score" for c in df.columns}, headers={c: c for c in df.columns})
 
 
-def rules_table(art: Artifacts, lang: str) -> pd.DataFrame:
+def rules_table(art: Artifacts, lang: str) -> Table:
     """Per method and cluster: suggested name and the top rule with precision and coverage."""
     from segwork.profile import cluster_name
 
@@ -410,15 +580,17 @@ def rules_table(art: Artifacts, lang: str) -> pd.DataFrame:
             r = rules[0]
             rows.append(
                 {
-                    "method": m,
-                    "cluster": cluster,
+                    "method": METHOD_NAMES.get(m, m),
+                    "cluster": catalogue(lang)("clusters.outliers")
+                    if cluster == "noise"
+                    else cluster,
                     "suggested_name": cluster_name(s, cluster, labels, lang),
-                    "cluster_rule": rule_text(r.rule, lang),
-                    "precision": round(r.precision, 3),
-                    "coverage": round(r.coverage, 3),
+                    "cluster_rule": rule_text(r.rule, lang, money(art)),
+                    "precision": r.precision,
+                    "coverage": r.coverage,
                 }
             )
-    return named(pd.DataFrame(rows), lang)
+    return Table(pd.DataFrame(rows), lang, {"precision": "share", "coverage": "share"})
 
 
 def stability(art: Artifacts) -> dict[str, float | None]:
@@ -426,7 +598,7 @@ def stability(art: Artifacts) -> dict[str, float | None]:
     return {m: s.stability.mean_ari for m in METHODS if (s := method(art, m)) and s.stability}
 
 
-def stability_table(art: Artifacts, lang: str | None = None) -> pd.DataFrame:
+def stability_table(art: Artifacts, lang: str | None = None) -> pd.DataFrame | Table:
     """Bootstrap stability (mean and min ARI) per method, and K-Means seed sensitivity."""
     rows = []
     for m in METHODS:
@@ -436,24 +608,29 @@ def stability_table(art: Artifacts, lang: str | None = None) -> pd.DataFrame:
             seed = s.seed_sensitivity.mean_ari if s.seed_sensitivity else None
             rows.append(
                 {
-                    "method": m,
-                    "mean_ari": round(st.mean_ari, 3) if st.mean_ari is not None else None,
-                    "min_ari": round(st.min_ari, 3) if st.min_ari is not None else None,
+                    "method": METHOD_NAMES.get(m, m),
+                    "mean_ari": st.mean_ari,
+                    "min_ari": st.min_ari,
                     "repeats": st.repeats,
-                    "seed_mean_ari": round(seed, 3) if seed is not None else None,
+                    "seed_mean_ari": seed,
                 }
             )
     df = pd.DataFrame(rows)
-    return named(df, lang) if lang else df
+    kinds = {"mean_ari": "score", "min_ari": "score", "seed_mean_ari": "score", "repeats": "int"}
+    return Table(df, lang, kinds) if lang else df
 
 
-def truth_table(art: Artifacts, lang: str | None = None) -> pd.DataFrame:
+def truth_table(art: Artifacts, lang: str | None = None) -> pd.DataFrame | Table:
     """ARI of each segmentation against planted personas (synthetic data only; else empty)."""
     clus = art.summary.clustering
     if clus is None or clus.truth is None:
-        return pd.DataFrame()
-    df = pd.DataFrame({"ari_vs_truth": clus.truth.ari_vs_truth}).round(3)
-    return named(df, lang) if lang else df
+        return Table(pd.DataFrame(), lang) if lang else pd.DataFrame()
+    df = pd.DataFrame({"ari_vs_truth": clus.truth.ari_vs_truth})
+    if not lang:
+        return df
+    rfm = catalogue(lang)("columns.rfm_groups")
+    df.index = [rfm if m == "rfm" else METHOD_NAMES.get(m, m) for m in df.index]
+    return Table(df.rename_axis("method").reset_index(), lang, {"ari_vs_truth": "score"})
 
 
 def truth_sentence(summary: Summary, lang: str) -> str | None:
