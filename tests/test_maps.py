@@ -91,6 +91,18 @@ def test_user_map_from_file(tmp_path):
     assert np.array_equal(np.unique(m.lookup), [0, 1])
 
 
+def test_a_segment_id_must_be_a_code_because_it_names_files(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text(
+        "name: bad\nbins: 2\nsegments:\n"
+        "  - {id: ../hot, ko: 활성, en: Active, stage: retention, cells: [{r: 2}]}\n"
+        "  - {id: cold, ko: 휴면, en: Dormant, stage: acquisition, cells: [{r: 1}]}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SegworkInputError, match=r"segment '../hot': id must be lower-case"):
+        load_map(p)
+
+
 def test_unknown_map_name():
     with pytest.raises(SegworkInputError, match="segment map not found"):
         load_map("nope")

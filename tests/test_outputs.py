@@ -103,3 +103,22 @@ def test_warnings_are_in_summary_and_printed_once(tmp_path, capsys):
     assert "days after the latest kept transaction" in summary["warnings"][0]["message"]
     err = capsys.readouterr().err
     assert err.count("[stale_data]") == 1
+
+
+def test_segment_lists_hold_exactly_each_segments_customers_escaped(tmp_path):
+    from segwork.outputs import write_segment_lists
+
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["007", "=1+1", "42"],
+            "monetary": [1.0, 2.0, 3.0],
+            "rfm_segment": ["VIP", "VIP", "신규 고객"],
+            "rfm_segment_id": ["vip", "vip", "new"],
+        }
+    )
+    assert write_segment_lists(frame, tmp_path) == {"vip": 2, "new": 1}
+    vip = pd.read_csv(tmp_path / "lists" / "vip.csv", dtype=str, encoding="utf-8-sig")
+    assert list(vip["customer_id"]) == ["007", "'=1+1"]  # zeros kept, formula defused
+    assert (tmp_path / "lists" / "vip.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    new = pd.read_csv(tmp_path / "lists" / "new.csv", dtype=str, encoding="utf-8-sig")
+    assert list(new["rfm_segment"]) == ["신규 고객"]

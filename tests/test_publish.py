@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import json
 import os
 import signal
@@ -119,7 +121,7 @@ def test_earlier_report_is_marked_replaced_and_gets_umask_permissions(tmp_path, 
     assert run_main(capsys, "--data", str(data), "--out", str(out), "--as-of", "2024-04-01")[0] == 0
     marker = json.loads((out / MARKER).read_text(encoding="utf-8"))
     assert marker["as_of"] == "2024-04-01" and marker["pid"] == os.getpid()
-    assert marker["files"] == ["segments.csv", "segments.xlsx", "summary.json"]
+    assert marker["files"] == ["lists", "segments.csv", "segments.xlsx", "summary.json"]
     umask = os.umask(0o022)
     os.umask(umask)
     assert (out.stat().st_mode & 0o777) == (0o777 & ~umask)  # not mkdtemp's 0700
@@ -135,13 +137,14 @@ def test_report_from_before_the_marker_is_recognised(tmp_path, capsys):
     out = tmp_path / "out"
     assert run_main(capsys, "--data", str(data), "--out", str(out), "--quiet")[0] == 0
     (out / MARKER).unlink()  # what every report written before this change looks like
+    shutil.rmtree(out / "lists")  # (per-segment lists came later)
     for name in ("index.html", "01_eda.html", "01_eda.ipynb"):
         (out / name).write_text("old page", encoding="utf-8")
     (out / "artifacts").mkdir()
     assert foreign_entries(out) == []
     assert run_main(capsys, "--data", str(data), "--out", str(out), "--quiet")[0] == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        MARKER, "segments.csv", "segments.xlsx", "summary.json",
+        MARKER, "lists", "segments.csv", "segments.xlsx", "summary.json",
     ]  # fmt: skip
 
 
@@ -435,7 +438,7 @@ def test_two_runs_at_once_take_turns(tmp_path):
     assert [p.returncode for p in runs] == [0, 0], errs
     marker = json.loads((out / MARKER).read_text(encoding="utf-8"))
     assert marker["pid"] in {p.pid for p in runs} and marker["files"] == [
-        "segments.csv", "segments.xlsx", "summary.json",
+        "lists", "segments.csv", "segments.xlsx", "summary.json",
     ]  # fmt: skip
     assert len((out / "segments.csv").read_text(encoding="utf-8-sig").splitlines()) == 201
     assert sorted(p.name for p in tmp_path.iterdir()) == ["orders.csv", "out"]

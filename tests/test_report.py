@@ -42,9 +42,14 @@ def crafted_csv(path: Path, n_customers: int = 60) -> Path:
 
 
 def report_files(out: Path) -> list[Path]:
-    """Every file of a run folder that belongs to the report (not segments.csv or .xlsx)."""
+    """Every file of a run folder that belongs to the report (not the customer lists:
+    segments.csv/.xlsx and lists/, which carry real IDs to send campaigns to)."""
     return [
-        p for p in out.rglob("*") if p.is_file() and p.name not in ("segments.csv", "segments.xlsx")
+        p
+        for p in out.rglob("*")
+        if p.is_file()
+        and p.name not in ("segments.csv", "segments.xlsx")
+        and p.parent.name != "lists"
     ]
 
 
@@ -148,10 +153,16 @@ def test_two_months_are_listed_on_the_reports_index(tmp_path, monkeypatch):
     data = crafted_csv(tmp_path / "orders.csv", 30)
     for as_of in ("2024-03-01", "2024-04-01"):
         assert main(["run", "--data", str(data), "--as-of", as_of, "--lang", "ko", "--quiet"]) == 0
-    months = month_entries(tmp_path / "reports")
+    months = month_entries(tmp_path / "reports", "ko")
     assert [m["folder"] for m in months] == ["2024-04", "2024-03"]
     index = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")
     assert 'href="2024-03/index.html"' in index and 'href="2024-04/index.html"' in index
+    assert '<html lang="ko">' in index and "세그먼트 구성" in index  # follows --lang
+    for m in months:  # each month's segment mix: shares of its customers, named in Korean
+        assert m["mix"] and abs(sum(s["share"] for s in m["mix"]) - 1) < 1e-9
+        assert all(s["name"] in index for s in m["mix"])
+    page = (tmp_path / "reports" / "2024-04" / "index.html").read_text(encoding="utf-8")
+    assert 'href="../index.html"' in page  # the month links back to all months
 
 
 def test_ledger_table_reconciles():
@@ -194,10 +205,16 @@ def test_uci_report_pages_and_ledger(uci_report):
     summary = json.loads((uci_report / "summary.json").read_text(encoding="utf-8"))
     index = (uci_report / "index.html").read_text(encoding="utf-8")
     led = summary["ledger"]
-    assert f'data-rows-in="{led["rows_in"]}"' in index
-    assert f'data-rows-kept="{led["rows_kept"]}"' in index
-    for d in led["dropped"].values():
-        assert f'data-dropped="{d["rows"]}"' in index
+    assert (
+        f'data-step="read"><td class="txt">읽은 행</td><td class="num" data-rows="{led["rows_in"]}"'
+        in index
+    )
+    assert (
+        f'data-step="kept"><td class="txt">사용</td><td class="num" data-rows="{led["rows_kept"]}"'
+        in index
+    )
+    for reason, d in led["dropped"].items():  # each reason's change: minus its rows
+        assert f'data-step="{reason}">' in index and f'data-rows="{-d["rows"]}"' in index
     assert f"{summary['customers']:,}" in index
     for name in PAGES:
         html = (uci_report / f"{name}.html").read_text(encoding="utf-8")
@@ -277,10 +294,11 @@ def test_cluster_count_table_puts_noise_first_and_fills_gaps():
         rfm={"vip": 8}, kmeans={"0": 5, "1": 3}, hdbscan={"noise": 2, "0": 4, "10": 1, "2": 1}
     )
     art = SimpleNamespace(summary=Summary.model_construct(segments=segments))
-    t = cluster_count_table(art, "en")
-    assert list(t.index) == ["noise", "0", "1", "2", "10"]
-    assert t.loc["noise", "kmeans"] == 0 and t.loc["noise", "hdbscan"] == 2
-    assert t["kmeans"].sum() == 8 and t["hdbscan"].sum() == 8
+    t = cluster_count_table(art, "en").data.set_index("Cluster")
+    assert list(t.index) == ["Unclustered (outliers)", "0", "1", "2", "10"]
+    assert t.loc["Unclustered (outliers)", "K-Means"] == 0
+    assert t.loc["Unclustered (outliers)", "HDBSCAN"] == 2
+    assert t["K-Means"].sum() == 8 and t["HDBSCAN"].sum() == 8
 
 
 def test_index_lists_data_quality_warnings_escaped(tmp_path):
@@ -302,9 +320,11 @@ def test_index_lists_data_quality_warnings_escaped(tmp_path):
         warnings=[DataWarning(code="stale_data", message="as-of <b>184</b> days late")],
         clustering=None,
     )
-    labels = {"vip": "<i>VIP</i>"}
-    html = write_index(tmp_path, summary, [], "en", labels).read_text(encoding="utf-8")
-    assert '<ul id="warnings"><li>as-of &lt;b&gt;184&lt;/b&gt; days late</li></ul>' in html
+    smap = {"segments": [{"id": "vip", "ko": "<i>VIP</i>", "en": "<i>VIP</i>", "stage": "retention",
+                          "kpi": {"en": "<b>k</b>"}, "actions": {"en": ["<script>x</script>"]}}]}  # fmt: skip
+    html = write_index(tmp_path, summary, [], "en", smap).read_text(encoding="utf-8")
+    assert '<li>as-of &lt;b&gt;184&lt;/b&gt; days late</li></ul>' in html
     assert "&lt;i&gt;VIP&lt;/i&gt;" in html  # the segment's name comes from the map, escaped
+    assert "&lt;script&gt;x&lt;/script&gt;" in html and "<script>" not in html
     quiet = summary.model_copy(update={"warnings": []})
-    assert 'id="warnings"' not in write_index(tmp_path, quiet, [], "ko", labels).read_text("utf-8")
+    assert 'id="warnings"' not in write_index(tmp_path, quiet, [], "ko", smap).read_text("utf-8")

@@ -21,6 +21,7 @@ import nbformat
 import pytest
 
 PAGES = ("01_eda", "02_rfm_segments", "03_clusters", "04_compare_and_profile")
+pytestmark = pytest.mark.xdist_group("report_lang")  # both reports built once, on one worker
 HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 WORD = re.compile(r"[A-Za-z][A-Za-z_'.\-]*[A-Za-z]|[A-Za-z]")
 # Names a Korean reader sees as they are: metrics, methods, scores, parameters, units.
@@ -97,7 +98,7 @@ def customer_data(out: Path) -> set[str]:
     from segwork.report import load_or_build
 
     art = load_or_build(None, **replay_params(out))
-    names = {str(n) for n in art.top["name"]}
+    names = {str(n) for n in art.top["name"]} | {str(n) for n in art.lift.get("name", [])}
     return names | {n[:40] for n in names} | {str(c) for c in art.customers.index}
 
 
@@ -117,10 +118,10 @@ def report(request, tmp_path_factory) -> tuple[str, Path]:
     lang = request.param
     out = tmp_path_factory.mktemp(f"lang-{lang}") / "out"
     res = subprocess.run(
-        [sys.executable, "-m", "segwork", "run", "--synth-customers", "800", "--out", str(out),
-         "--lang", lang, "--quiet"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "segwork", "run", "--out", str(out), "--lang", lang, "--quiet"],
+        capture_output=True,
+        text=True,
+    )  # the synthetic default shop, as `make report` runs it
     assert res.returncode == 0, res.stderr[-3000:]
     return lang, out
 
@@ -200,8 +201,104 @@ def test_figures_speak_one_language(report):
 def test_table_headers_are_in_the_language(report):
     lang, out = report
     html = (out / "01_eda.html").read_text(encoding="utf-8")
-    headers = {" ".join(h.split()) for h in re.findall(r"<th[^>]*>(.*?)</th>", html, re.S)}
+    headers = {" ".join(h.split()) for h in re.findall(r"<th(?:\s[^>]*)?>(.*?)</th>", html, re.S)}
     if lang == "en":
         assert {"Rows", "Revenue", "Month", "Orders"} <= headers
     else:
         assert {"행 수", "매출", "월", "주문 수"} <= headers
+
+
+# --------------------------------------------------------------------------- in a browser
+
+BROWSER = Path("/usr/bin/chromium")
+SCIENTIFIC = re.compile(r"\d[eE][+-]?\d")
+
+
+@contextlib.contextmanager
+def chromium():
+    """Debian's headless Chromium driven by Playwright (a dev dependency: missing is a failure)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(BROWSER),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )  # fmt: skip
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def test_campaign_page_has_a_block_per_segment_with_stage_kpi_actions_and_its_list(report):
+    import pandas as pd
+
+    from segwork.summary import read_summary
+    from segwork.text import catalogue
+
+    lang, out = report
+    summary = read_summary(out / "summary.json")
+    stages = catalogue(lang)["stages"]
+    groups = {g: v for g, v in summary.rfm.groups.items() if v.customers}
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto((out / "index.html").as_uri(), wait_until="load")
+        assert page.evaluate("document.documentElement.lang") == lang
+        blocks = page.evaluate(
+            """[...document.querySelectorAll('section.seg')].map(s => ({
+                id: s.dataset.segment, customers: +s.dataset.customers,
+                stage: s.querySelector('[data-stage]').textContent.trim(),
+                kpi: [...s.querySelectorAll('[data-kpi-value]')].map(e => e.textContent.trim()),
+                actions: s.querySelectorAll('[data-actions] li').length,
+                href: s.querySelector('a.download') && s.querySelector('a.download').href}))"""
+        )
+    assert [b["id"] for b in blocks] == sorted(groups, key=lambda g: -groups[g].revenue)
+    for b in blocks:
+        g = groups[b["id"]]
+        assert b["stage"] == stages[g.stage], b
+        assert b["kpi"] and all(re.search(r"\d", v) for v in b["kpi"]), b  # a current value
+        assert b["actions"] >= 1, b
+        assert b["href"] and b["href"].startswith("file://"), b
+        listed = pd.read_csv(
+            Path(b["href"].removeprefix("file://")), dtype=str, encoding="utf-8-sig"
+        )
+        assert len(listed) == b["customers"] == g.customers, b
+        assert set(listed["rfm_segment_id"]) == {b["id"]}
+    everyone = pd.read_csv(out / "segments.csv", dtype=str, encoding="utf-8-sig")
+    assert sum(b["customers"] for b in blocks) == len(everyone)
+
+
+def test_no_page_scrolls_sideways_on_a_phone_and_no_cell_is_scientific(report):
+    lang, out = report
+    problems: list[str] = []
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        for name in ("index", *PAGES):
+            page.goto((out / f"{name}.html").as_uri(), wait_until="load")
+            wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            if wide > 0:
+                problems.append(f"{name}: {wide}px wider than the phone")
+            cells = page.evaluate("[...document.querySelectorAll('td, th')].map(c => c.innerText)")
+            problems += [f"{name}: cell {c!r}" for c in cells if SCIENTIFIC.search(c)]
+            problems += [
+                f"{name}: cell {c!r}" for c in cells if c.strip() in ("NaN", "nan", "None")
+            ]
+            no_alt = page.evaluate("[...document.images].filter(i => !i.alt.trim()).length")
+            if no_alt:
+                problems.append(f"{name}: {no_alt} images without alt text")
+            if page.evaluate("document.documentElement.lang") != lang:
+                problems.append(f"{name}: html lang is not {lang}")
+            if name != "index":
+                toc = page.evaluate("document.querySelectorAll('.segwork-toc a').length")
+                rels = page.evaluate("[...document.querySelectorAll('a[rel]')].map(a => a.rel)")
+                want = (
+                    {"prev"}
+                    if name == PAGES[-1]
+                    else {"next"}
+                    if name == PAGES[0]
+                    else {"prev", "next"}
+                )
+                if toc < 2 or set(rels) != want:
+                    problems.append(f"{name}: contents {toc}, links {rels}")
+    assert problems == []

@@ -12,7 +12,7 @@ from segwork.report.fonts import embed_font
 from segwork.text import catalogue, languages
 
 
-def html_exporter() -> Any:
+def html_exporter(lang: str = DEFAULT_LANG) -> Any:
     """nbconvert HTMLExporter: code hidden, images embedded, no script or font from the network."""
     from nbconvert import HTMLExporter
 
@@ -23,6 +23,7 @@ def html_exporter() -> Any:
         exclude_input_prompt=True,
         exclude_output_prompt=True,
         embed_images=True,
+        language_code=lang,  # <html lang> of the page
     )
 
 
@@ -38,7 +39,6 @@ def export_html(ipynb: Path, dest: Path, title: str) -> Path:
     t = catalogue(lang)
     resources = {
         "metadata": {"name": title},
-        "language_code": lang,
         "segwork": {
             "back": t("nav.index"),
             "prev_label": t("nav.prev"),
@@ -46,7 +46,7 @@ def export_html(ipynb: Path, dest: Path, title: str) -> Path:
             **neighbours(dest.stem, lang),
         },
     }
-    body, _ = html_exporter().from_notebook_node(nb, resources=resources)
+    body, _ = html_exporter(lang).from_notebook_node(nb, resources=resources)
     dest.write_text(embed_font(with_toc(body, t("nav.contents"))), encoding="utf-8")
     return dest
 

@@ -27,7 +27,6 @@ from segwork.report.fonts import embed_font
 from segwork.report.tables import TABLE_CSS, fmt_int, fmt_money, fmt_num, fmt_share
 from segwork.report.views import (
     METHOD_NAMES,
-    headline_comparison,
     ledger_rows,
     page_title,
     truth_sentence,
@@ -256,7 +255,6 @@ def index_context(
         "empty_segments": empty,
         "warnings": [warning_text(w, lang) for w in summary.warnings],
         "analysts": analyst_rows(summary),
-        "comparison": headline_comparison(summary, lang),
         "truth": truth,
         "pages": pages,
         "files": [f for f in files],
