@@ -323,7 +323,7 @@ def test_index_lists_data_quality_warnings_escaped(tmp_path):
     smap = {"segments": [{"id": "vip", "ko": "<i>VIP</i>", "en": "<i>VIP</i>", "stage": "retention",
                           "kpi": {"en": "<b>k</b>"}, "actions": {"en": ["<script>x</script>"]}}]}  # fmt: skip
     html = write_index(tmp_path, summary, [], "en", smap).read_text(encoding="utf-8")
-    assert '<li>as-of &lt;b&gt;184&lt;/b&gt; days late</li></ul>' in html
+    assert "<li>as-of &lt;b&gt;184&lt;/b&gt; days late</li></ul>" in html
     assert "&lt;i&gt;VIP&lt;/i&gt;" in html  # the segment's name comes from the map, escaped
     assert "&lt;script&gt;x&lt;/script&gt;" in html and "<script>" not in html
     quiet = summary.model_copy(update={"warnings": []})
