@@ -19,16 +19,17 @@ import duckdb
 import pandas as pd
 from sklearn.base import clone
 
-from segwork import clean, rfm
+from segwork import clean, migrate, rfm
 from segwork.clustering import ClusterConfig, ClusteringResult, run_clustering
 from segwork.config import RunParams, check_params, parse_as_of
 from segwork.errors import SegworkInputError
+from segwork.feedback import latest_feedback
 from segwork.maps import SegmentMap
 from segwork.publish import atomic_dir, out_lock
 from segwork.read import NA_TOKENS, Notice, SourceInfo, open_source
 from segwork.schema import Config, load_config
 from segwork.store import BY_CUSTOMER, Store
-from segwork.summary import Summary, build_summary
+from segwork.summary import Migration, Summary, build_summary
 
 Progress = Callable[[str], None]
 #: The as-of date this many days after the latest kept transaction means stale data.
@@ -310,6 +311,45 @@ class RunResult:
     summary: Summary
     config: Config
     data_path: Path
+    migration: migrate.Migration | None = None
+
+
+def migration(
+    prep: Prepared, cfg: Config, params: RunParams, say: Progress
+) -> migrate.Migration | None:
+    """Segment migration since ``params.compare_to``, or (``auto_compare``) since the latest
+    earlier month's report under ``reports_root``; None when there is nothing to compare with.
+
+    An earlier report only names the date: its snapshot is recomputed from this run's data with
+    this run's edges and map (so "same edges" holds even when that report's quantiles differed).
+    """
+    earlier = parse_as_of(params.compare_to, "--compare-to")
+    found = None
+    if earlier is None and params.auto_compare:
+        found = migrate.previous_report(params.reports_root, prep.as_of)
+        if found is None:
+            return None
+        earlier = found[0]
+        if earlier <= prep.first_date or earlier >= prep.as_of:
+            say(f"not comparing with {found[1]}: its as-of date {earlier} is outside this data")
+            return None
+        say(f"comparing with the earlier report {found[1]} (as of {earlier})")
+    if earlier is None:
+        return None
+    p = prep.table.get("p_purchase")
+    with prep.timings.stage("migration"):
+        say(f"segment migration since {earlier} (scored with this run's bin edges)")
+        return migrate.compare(
+            prep.store,
+            cfg,
+            prep.segmenter,
+            prep.table,
+            later=prep.as_of,
+            earlier=earlier,
+            first_date=prep.first_date,
+            p_purchase=p,
+            previous_report=str(found[1]) if found else None,
+        )
 
 
 def compute(
@@ -328,4 +368,12 @@ def compute(
     if on_prepared is not None:
         on_prepared(prep, cfg)
     clus = cluster(prep, params, load_truth(data), say) if params.clusters else None
-    return RunResult(prep, clus, full_summary(prep, cfg, params, clus, t0), cfg, data)
+    mig = migration(prep, cfg, params, say)
+    summary = full_summary(prep, cfg, params, clus, t0)
+    summary = summary.model_copy(
+        update={
+            "migration": Migration.model_validate(migrate.summary_dict(mig)) if mig else None,
+            "feedback": latest_feedback(params.reports_root),
+        }
+    )
+    return RunResult(prep, clus, summary, cfg, data, mig)
