@@ -51,9 +51,13 @@ _PREV = "prev"
 # --------------------------------------------------------------------------- snapshots
 
 
-def snapshot_table(store: Store, cfg: Config, as_of: date, tag: str = _PREV) -> pd.DataFrame:
+def snapshot_table(
+    store: Store, cfg: Config, as_of: date, tag: str = _PREV, revenue_from: date | None = None
+) -> tuple[pd.DataFrame, pd.Series | None]:
     """The RFM table at ``as_of`` from the same stored lines: a second ledger/RFM pass under
-    relations suffixed ``_<tag>``, so the run's own views are not touched."""
+    relations suffixed ``_<tag>``, so the run's own views are not touched. With
+    ``revenue_from``, also each customer's kept revenue in ``[revenue_from, as_of)`` as kept
+    at that date (a purchase cancelled later still counts there)."""
     con = store.con
     classified, by_customer = f"{store.classified}_{tag}", f"{store.by_customer}_{tag}"
     rules = cfg.clean
@@ -64,7 +68,13 @@ def snapshot_table(store: Store, cfg: Config, as_of: date, tag: str = _PREV) -> 
     )
     clean.relabel_missing_customers(con, rules, NA_TOKENS, table=by_customer)
     try:
-        return rfm.rfm_table(con, as_of, table=by_customer)
+        table = rfm.rfm_table(con, as_of, table=by_customer)
+        revenue = None
+        if revenue_from is not None:
+            kept = f"(SELECT * FROM {classified} WHERE reason IS NULL)"
+            revenue = window_revenue(con, kept, revenue_from, as_of)
+            revenue = revenue[revenue.index.isin(table.index)]
+        return table, revenue
     finally:
         con.execute(f"DROP TABLE IF EXISTS {by_customer}")
         con.execute(f"DROP VIEW IF EXISTS {classified}")
@@ -206,8 +216,10 @@ class Migration:
     later: date
     order: list[str]  # segment ids in map order
     counts: pd.DataFrame  # rows order+[NEW], columns order+[DEPARTED]
-    revenue: pd.DataFrame  # kept revenue in [earlier, later) per path
-    revenue_prior: pd.DataFrame  # kept revenue in [earlier - period, earlier) per path
+    revenue: pd.DataFrame  # kept revenue in [earlier, later) per path (as kept at ``later``)
+    revenue_prior: (
+        pd.DataFrame
+    )  # kept revenue in [earlier - period, earlier) (as kept at ``earlier``)
     previous: (
         pd.Series
     )  # customer id -> segment id at the earlier date (later customers; NaN = new)
@@ -274,11 +286,11 @@ def compare(
         raise SegworkInputError(f"segment map uses reserved ids {sorted(clash)}")
     period = later - earlier
     after = table["rfm_segment_id"].astype(str)
-    prev_table = snapshot_table(store, cfg, earlier)
+    prev_table, rev_prior = snapshot_table(store, cfg, earlier, revenue_from=earlier - period)
+    assert rev_prior is not None
     before = _labels(segmenter, prev_table)
     counts = transition_counts(before, after, order)
     rev = window_revenue(store.con, store.kept, earlier, later)
-    rev_prior = window_revenue(store.con, store.kept, earlier - period, earlier)
     bought = pd.to_datetime(table["last_purchase"]).dt.date >= earlier
     with_p = p_purchase is not None and p_purchase.notna().any()
     projected = project(
@@ -328,7 +340,7 @@ def _backtest(
     t0 = earlier - (later - earlier)
     if first_date is not None and t0 <= first_date:
         return None, f"no data a full period before {earlier} (first kept purchase {first_date})"
-    oldest = _labels(segmenter, snapshot_table(store, cfg, t0, tag="prev2"))
+    oldest = _labels(segmenter, snapshot_table(store, cfg, t0, tag="prev2")[0])
     if oldest.empty:
         return None, f"no customers at {t0}"
     order = [s.id for s in segmenter.map_.segments]

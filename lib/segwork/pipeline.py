@@ -365,10 +365,10 @@ def compute(
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     cfg, data, prep = start(params, say)
+    mig = migration(prep, cfg, params, say)  # before OUT is claimed: a bad date fails early
     if on_prepared is not None:
         on_prepared(prep, cfg)
     clus = cluster(prep, params, load_truth(data), say) if params.clusters else None
-    mig = migration(prep, cfg, params, say)
     summary = full_summary(prep, cfg, params, clus, t0)
     summary = summary.model_copy(
         update={
