@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from segwork import feedback as fbm
-from segwork.campaign import CampaignSpec, simulate_campaign
+from segwork.campaign import CampaignSpec, load_campaign, simulate_campaign
 from segwork.cli import main
 from segwork.errors import SegworkInputError
 from segwork.publish import foreign_entries, mark
@@ -100,7 +100,7 @@ def test_too_few_customers_gives_null_interval_and_a_warning(tmp_path):
     rows += [f"a{i},treated,{i % 2},5,vip" for i in range(30)]
     rows += [f"b{i},control,0,0,vip" for i in range(32)]  # control 35 > treated 33
     rows += [f"c{i},{'treated' if i < 3 else 'control'},1,5,new" for i in range(6)]
-    camp = fbm.load_campaign(_write(tmp_path, rows))
+    camp = load_campaign(_write(tmp_path, rows))
     res = fbm.analyse(camp)
     assert res.segments["new"].uplift_ci is None and res.segments["new"].paid_off is None
     assert res.segments["vip"].uplift_ci is not None
@@ -153,11 +153,11 @@ def test_headers_mapped_with_yaml(tmp_path):
     )
     from segwork.schema import load_config
 
-    camp = fbm.load_campaign(_write(tmp_path, rows), load_config(cfg))
+    camp = load_campaign(_write(tmp_path, rows), load_config(cfg))
     assert camp["customer_id"].tolist() == ["1", "2"] and camp["revenue"].tolist() == [5.0, 0.0]
     cfg.write_text("campaign: {group: Arm}\n", "utf-8")
     with pytest.raises(SegworkInputError, match="campaign.group names column 'Arm'"):
-        fbm.load_campaign(_write(tmp_path, rows), load_config(cfg))
+        load_campaign(_write(tmp_path, rows), load_config(cfg))
 
 
 def test_latest_feedback_is_read_by_the_next_run(tmp_path):

@@ -27,10 +27,9 @@ is the total-variation distance) next to the naive forecast "the mix stays as it
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pandas as pd
@@ -230,7 +229,6 @@ class Migration:
     backtest_note: str | None = None  # why there is no back-test
     basis: str = "recomputed"  # how the earlier snapshot was made
     previous_report: str | None = None  # the earlier month's report folder, when found there
-    notes: list[str] = field(default_factory=list)
 
     @property
     def period_days(self) -> int:
@@ -246,10 +244,6 @@ class Migration:
         out = pd.concat([c, r, rp], axis=1).rename_axis(["from", "to"]).reset_index()
         out = out[out["customers"] > 0]
         return out.sort_values(["customers", "revenue"], ascending=False).reset_index(drop=True)
-
-    def movers(self) -> pd.Series:
-        """Customer id -> previous segment id, for customers whose segment changed (not new)."""
-        return self.previous.dropna()
 
 
 def _current_mix(current: pd.Series, order: list[str]) -> pd.Series:
@@ -387,55 +381,6 @@ def previous_report(
         if best is None or found > best[0]:
             best = (found, folder)
     return best
-
-
-def summary_dict(m: Migration) -> dict[str, Any]:
-    """The ``summary.json`` block (validated by :class:`segwork.summary.Migration`)."""
-    flows = m.flows()
-    bt = m.backtest
-    return {
-        "earlier": m.earlier,
-        "later": m.later,
-        "period_days": m.period_days,
-        "edges_from": "later",
-        "edges": m.edges,
-        "basis": m.basis,
-        "previous_report": m.previous_report,
-        "revenue_window": {
-            "revenue": [m.earlier, m.later],
-            "revenue_prior": [m.earlier - timedelta(days=m.period_days), m.earlier],
-        },
-        "customers_union": int(m.counts.to_numpy().sum()),
-        "flows": [
-            {
-                "source": r["from"],
-                "target": r["to"],
-                "customers": int(r["customers"]),
-                "revenue": float(r["revenue"]),
-                "revenue_prior": float(r["revenue_prior"]),
-            }
-            for _, r in flows.iterrows()
-        ],
-        "projection": {
-            "method": m.projected_with,
-            "horizon_days": m.period_days,
-            "at": m.later + timedelta(days=m.period_days),
-            "customers": {k: round(float(v), 2) for k, v in m.projected.items()},
-            "backtest": None
-            if bt is None
-            else {
-                "fitted_from": bt.dates[0],
-                "projected_from": bt.dates[1],
-                "checked_at": bt.dates[2],
-                "metric": "total_absolute_share_error",
-                "error": bt.error,
-                "naive_error": bt.naive_error,
-                "projected": {k: round(float(v), 2) for k, v in bt.projected.items()},
-                "actual": {k: int(v) for k, v in bt.actual.items()},
-            },
-            "backtest_note": m.backtest_note,
-        },
-    }
 
 
 def previous_columns(m: Migration, labels: dict[str, str]) -> pd.DataFrame:

@@ -29,7 +29,7 @@ from segwork.publish import atomic_dir, out_lock
 from segwork.read import NA_TOKENS, Notice, SourceInfo, open_source
 from segwork.schema import Config, load_config
 from segwork.store import BY_CUSTOMER, Store
-from segwork.summary import Migration, Summary, build_summary
+from segwork.summary import Summary, build_summary, migration_block
 
 Progress = Callable[[str], None]
 #: The as-of date this many days after the latest kept transaction means stale data.
@@ -372,7 +372,7 @@ def compute(
     summary = full_summary(prep, cfg, params, clus, t0)
     summary = summary.model_copy(
         update={
-            "migration": Migration.model_validate(migrate.summary_dict(mig)) if mig else None,
+            "migration": migration_block(mig) if mig else None,
             "feedback": latest_feedback(params.reports_root),
         }
     )

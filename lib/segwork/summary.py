@@ -18,7 +18,7 @@ import json
 import os
 import platform
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -32,6 +32,7 @@ from segwork.maps import STAGES
 from segwork.schema import Config
 
 if TYPE_CHECKING:
+    from segwork import migrate
     from segwork.pipeline import Prepared
 
 SCHEMA_VERSION = 1
@@ -505,6 +506,57 @@ def clustering_block(raw: dict[str, Any]) -> Clustering:
     """The clustering stage's summary dict as a validated :class:`Clustering`."""
     methods = {name: method_block(m) for name, m in raw["methods"].items()}
     return Clustering.model_validate({**raw, "methods": methods})
+
+
+def migration_block(m: migrate.Migration) -> Migration:
+    """The run's :class:`segwork.migrate.Migration` as the validated summary block."""
+    flows = m.flows()
+    bt = m.backtest
+    return Migration.model_validate(
+        {
+            "earlier": m.earlier,
+            "later": m.later,
+            "period_days": m.period_days,
+            "edges_from": "later",
+            "edges": m.edges,
+            "basis": m.basis,
+            "previous_report": m.previous_report,
+            "revenue_window": {
+                "revenue": [m.earlier, m.later],
+                "revenue_prior": [m.earlier - timedelta(days=m.period_days), m.earlier],
+            },
+            "customers_union": int(m.counts.to_numpy().sum()),
+            "flows": [
+                {
+                    "source": r["from"],
+                    "target": r["to"],
+                    "customers": int(r["customers"]),
+                    "revenue": float(r["revenue"]),
+                    "revenue_prior": float(r["revenue_prior"]),
+                }
+                for _, r in flows.iterrows()
+            ],
+            "projection": {
+                "method": m.projected_with,
+                "horizon_days": m.period_days,
+                "at": m.later + timedelta(days=m.period_days),
+                "customers": {k: round(float(v), 2) for k, v in m.projected.items()},
+                "backtest": None
+                if bt is None
+                else {
+                    "fitted_from": bt.dates[0],
+                    "projected_from": bt.dates[1],
+                    "checked_at": bt.dates[2],
+                    "metric": "total_absolute_share_error",
+                    "error": bt.error,
+                    "naive_error": bt.naive_error,
+                    "projected": {k: round(float(v), 2) for k, v in bt.projected.items()},
+                    "actual": {k: int(v) for k, v in bt.actual.items()},
+                },
+                "backtest_note": m.backtest_note,
+            },
+        }
+    )
 
 
 def data_warnings(prep: Prepared) -> list[DataWarning]:
