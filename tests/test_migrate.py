@@ -151,12 +151,18 @@ def test_earlier_month_report_is_found_automatically(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     base = ["run", "--data", str(data), "--no-report", "--quiet"]
     assert main([*base, "--as-of", "2024-03-01"]) == 0
+    camp = tmp_path / "camp.csv"
+    rows = [f"K{1000 + c},{'treated' if c % 2 else 'control'},{c % 3 == 0:d},5" for c in range(30)]
+    camp.write_text("customer_id,group,converted,revenue\n" + "\n".join(rows) + "\n", "utf-8")
+    assert main(["feedback", "--campaign", str(camp), "--quiet"]) == 0  # into the March report
     assert main([*base, "--as-of", "2024-04-01"]) == 0
     march = json.loads((tmp_path / "reports" / "2024-03" / "summary.json").read_text("utf-8"))
     april = json.loads((tmp_path / "reports" / "2024-04" / "summary.json").read_text("utf-8"))
     assert march["migration"] is None
     assert april["migration"]["earlier"] == "2024-03-01"
     assert april["migration"]["previous_report"].endswith("2024-03")
+    assert april["feedback"]["run"].endswith("2024-03")  # the next run carries the campaign
+    assert april["feedback"]["overall"]["n_treated"] == 15
     assert main([*base, "--as-of", "2024-04-01", "--no-compare"]) == 0
     again = json.loads((tmp_path / "reports" / "2024-04" / "summary.json").read_text("utf-8"))
     assert again["migration"] is None
