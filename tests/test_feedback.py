@@ -169,3 +169,16 @@ def test_latest_feedback_is_read_by_the_next_run(tmp_path):
     found = fbm.latest_feedback(tmp_path / "reports")
     assert found is not None and found.run.endswith("run")
     assert set(found.segments) == {"vip", "churned"}
+
+
+def test_swapped_groups_and_unknown_segment_values_are_warned():
+    rows = [(f"t{i}", True, int(i < 5), 0.0, "vip") for i in range(200)]
+    rows += [(f"c{i}", False, int(i < 60), 0.0, "VIP " if i % 2 else "Gold") for i in range(200)]
+    camp = pd.DataFrame(rows, columns=["customer_id", "treated", "converted", "revenue", "segment"])
+    res = fbm.analyse(camp, names={"VIP": "vip", "vip": "vip"})
+    codes = [w.code for w in res.warnings]
+    assert "groups_may_be_swapped" in codes and "unknown_segments" in codes
+    assert res.overall.paid_off is False and res.overall.uplift_ci[1] < 0
+    (w,) = [w for w in res.warnings if w.code == "unknown_segments"]
+    assert w.params["values"] == ["Gold"]  # "VIP " is the display name of vip, trimmed
+    assert set(res.segments) == {"vip", "Gold"} and res.segments["vip"].n_control == 100

@@ -67,6 +67,8 @@ class FeedbackWarning(_Model):
         "unknown_customers",
         "too_few_for_interval",
         "control_larger",
+        "groups_may_be_swapped",
+        "unknown_segments",
         "revenue_without_conversion",
         "no_segment",
     ]
@@ -186,9 +188,20 @@ def analyse(
         looked_up = camp["customer_id"].map(segments)
     else:
         looked_up = pd.Series(None, index=camp.index, dtype=object)
+    if "segment" in camp and names:
+        odd = sorted({str(v).strip() for v in camp["segment"].dropna()} - set(names))
+        if odd:
+            warnings.append(
+                _warn(
+                    "unknown_segments",
+                    f"{len(odd)} segment value(s) in the file are not in the run's segment map "
+                    f"({', '.join(odd[:4])}); they are reported as given",
+                    values=odd[:10],
+                )
+            )
     if "segment" in camp:
         given = camp["segment"].map(
-            lambda v: None if v is None else (names or {}).get(str(v), str(v))
+            lambda v: None if v is None else (names or {}).get(str(v).strip(), str(v).strip())
         )
         camp["seg"] = given.where(given.notna(), looked_up)
     else:
@@ -222,6 +235,16 @@ def analyse(
             )
         )
     overall = group_result(camp, min_group)
+    if overall.uplift_ci is not None and overall.uplift_ci[1] < 0:
+        warnings.append(
+            _warn(
+                "groups_may_be_swapped",
+                f"control customers responded more than treated ones overall (uplift "
+                f"{overall.uplift:+.1%}, interval below zero); check that the treated and "
+                "control labels were not swapped",
+                uplift=overall.uplift,
+            )
+        )
     per: dict[str, GroupResult] = {}
     few: list[str] = []
     for seg, rows in camp.dropna(subset=["seg"]).groupby("seg", sort=True):

@@ -315,13 +315,19 @@ class RunResult:
 
 
 def migration(
-    prep: Prepared, cfg: Config, params: RunParams, say: Progress
+    prep: Prepared,
+    cfg: Config,
+    params: RunParams,
+    say: Progress,
+    p_purchase: pd.Series | None = None,
 ) -> migrate.Migration | None:
     """Segment migration since ``params.compare_to``, or (``auto_compare``) since the latest
     earlier month's report under ``reports_root``; None when there is nothing to compare with.
 
     An earlier report only names the date: its snapshot is recomputed from this run's data with
     this run's edges and map (so "same edges" holds even when that report's quantiles differed).
+    ``p_purchase`` (customer id -> probability; default: the table's column when present)
+    weights the projected mix.
     """
     earlier = parse_as_of(params.compare_to, "--compare-to")
     found = None
@@ -336,7 +342,7 @@ def migration(
         say(f"comparing with the earlier report {found[1]} (as of {earlier})")
     if earlier is None:
         return None
-    p = prep.table.get("p_purchase")
+    p = p_purchase if p_purchase is not None else prep.table.get("p_purchase")
     with prep.timings.stage("migration"):
         say(f"segment migration since {earlier} (scored with this run's bin edges)")
         return migrate.compare(
