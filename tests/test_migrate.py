@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +20,7 @@ from segwork.outputs import read_segments
 HEAD = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
 
 
-def _orders(tmp_path):
+def _orders(tmp_path: Path) -> Path:
     """30 customers buying in February, one of them again in March; N1 only buys after the
     earlier date (new); D1's February purchase is cancelled in March (departed)."""
     lines = []
@@ -39,8 +41,9 @@ def _orders(tmp_path):
     return data
 
 
-@pytest.fixture
-def compared(tmp_path):
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("compared")
     data = _orders(tmp_path)
     out = tmp_path / "out"
     args = ["run", "--data", str(data), "--out", str(out), "--no-report", "--quiet"]
@@ -147,15 +150,18 @@ def test_compare_to_after_as_of_is_one_line_exit_2(tmp_path, capsys):
 
 
 def test_earlier_month_report_is_found_automatically(tmp_path, monkeypatch):
+    from segwork.config import RunParams
+    from segwork.run import run
+
     data = _orders(tmp_path)
     monkeypatch.chdir(tmp_path)
-    base = ["run", "--data", str(data), "--no-report", "--quiet"]
-    assert main([*base, "--as-of", "2024-03-01"]) == 0
+    fast = RunParams(data_path=str(data), clusters=False, report=False)  # no clusters: quicker
+    run(dataclasses.replace(fast, as_of="2024-03-01"))
     camp = tmp_path / "camp.csv"
     rows = [f"K{1000 + c},{'treated' if c % 2 else 'control'},{c % 3 == 0:d},5" for c in range(30)]
     camp.write_text("customer_id,group,converted,revenue\n" + "\n".join(rows) + "\n", "utf-8")
     assert main(["feedback", "--campaign", str(camp), "--quiet"]) == 0  # into the March report
-    assert main([*base, "--as-of", "2024-04-01"]) == 0
+    run(dataclasses.replace(fast, as_of="2024-04-01"))
     march = json.loads((tmp_path / "reports" / "2024-03" / "summary.json").read_text("utf-8"))
     april = json.loads((tmp_path / "reports" / "2024-04" / "summary.json").read_text("utf-8"))
     assert march["migration"] is None
@@ -163,7 +169,7 @@ def test_earlier_month_report_is_found_automatically(tmp_path, monkeypatch):
     assert april["migration"]["previous_report"].endswith("2024-03")
     assert april["feedback"]["run"].endswith("2024-03")  # the next run carries the campaign
     assert april["feedback"]["overall"]["n_treated"] == 15
-    assert main([*base, "--as-of", "2024-04-01", "--no-compare"]) == 0
+    run(dataclasses.replace(fast, as_of="2024-04-01", auto_compare=False))
     again = json.loads((tmp_path / "reports" / "2024-04" / "summary.json").read_text("utf-8"))
     assert again["migration"] is None
 
