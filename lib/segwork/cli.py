@@ -92,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="date RFM is measured at (default: day after the latest kept transaction)",
     )
     r.add_argument(
+        "--compare-to",
+        metavar="YYYY-MM-DD",
+        default=None,
+        help="segment migration since this date, both dates scored with this run's bin edges "
+        "(default: the latest earlier month's report under reports/, if any)",
+    )
+    r.add_argument(
+        "--no-compare",
+        action="store_true",
+        help="do not compare with an earlier month's report found under reports/",
+    )
+    r.add_argument(
         "--out",
         metavar="DIR",
         default=None,
@@ -139,6 +151,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--no-report", action="store_true", help="skip the notebooks and HTML report")
     r.add_argument("--quiet", action="store_true", help="no progress messages")
+    e = sub.add_parser(
+        "export",
+        help="write one customer list per segment, a movers list and segments.json",
+        description="Export a run's segments for a CRM or ad tool: one customer list per "
+        "segment (ID, segment, stage, RFM values, predictions and previous segment when the run "
+        "has them), movers.<fmt> (customers whose segment changed) and segments.json (rules, "
+        "sizes, KPI, actions). DIR must be new, empty or an earlier export.",
+        formatter_class=fmt,
+    )
+    e.add_argument("--run", metavar="OUT", required=True, help="folder of a finished segwork run")
+    e.add_argument("--to", metavar="DIR", required=True, help="export folder")
+    e.add_argument("--format", choices=("csv", "parquet", "xlsx"), default="csv")
+    e.add_argument(
+        "--segments", metavar="ID,...", default=None, help="only these segment ids (default: all)"
+    )
+    e.add_argument("--lang", choices=LANGS, default=DEFAULT_LANG, help="language of segment names")
+    e.add_argument("--wait", metavar="SECONDS", type=float, default=LOCK_TIMEOUT)
+    e.add_argument("--quiet", action="store_true", help="no progress messages")
+    f = sub.add_parser(
+        "feedback",
+        help="measure a campaign against its control group, per segment",
+        description="Read a campaign outcome file (customer_id, group treated/control, "
+        "converted 0/1, revenue; optional segment, cost) and write feedback.json into the run "
+        "folder: response rates, uplift with a 95%% Newcombe interval, incremental revenue per "
+        "contact and ROI per segment.",
+        formatter_class=fmt,
+    )
+    f.add_argument("--campaign", metavar="FILE", required=True, help="CSV, Excel or Parquet")
+    f.add_argument(
+        "--run",
+        metavar="OUT",
+        default=None,
+        help="run whose segments to use (default: the latest report under reports/)",
+    )
+    f.add_argument(
+        "--config",
+        metavar="YAML",
+        default=None,
+        help="header mapping under campaign: (default: none)",
+    )
+    f.add_argument("--quiet", action="store_true", help="no progress messages")
     return parser
 
 
@@ -168,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 synth_customers=args.synth_customers,
                 report=not args.no_report,
                 pseudonymise=args.pseudonymise,
+                compare_to=args.compare_to,
+                auto_compare=not args.no_compare,
             )
             key = os.environ.get(PSEUDONYM_ENV, "")
             if args.pseudonymise and not key:
@@ -176,6 +231,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             out = run(params, progress=say, pseudonym_key=key.encode("utf-8") or None)
             say(f"done: {out}")
+        elif args.command == "export":
+            from segwork.audience import export
+
+            only = args.segments.split(",") if args.segments is not None else None
+            out = export(args.run, args.to, args.format, only, args.lang, say, args.wait)
+            say(f"done: {out}")
+        elif args.command == "feedback":
+            from segwork.feedback import feedback
+
+            path, _ = feedback(args.campaign, args.run, args.config, say=say)
+            say(f"done: {path}")
     except SegworkInputError as exc:
         print(f"segwork: {exc}", file=sys.stderr)
         return 2

@@ -67,6 +67,8 @@ class RunParams:
     notebooks_dir: str | None = None  # default: the notebooks shipped in the package
     kernel_start_timeout: float = KERNEL_START_TIMEOUT
     notebook_timeout: float = NOTEBOOK_TIMEOUT
+    compare_to: str | None = None  # YYYY-MM-DD: segment migration since this date
+    auto_compare: bool = True  # compare with the latest earlier month under reports_root
 
 
 #: The parameters cell of every report notebook: name -> default (checked by a test).
@@ -83,14 +85,14 @@ NOTEBOOK_PARAMETERS: dict[str, object] = {
 }
 
 
-def parse_as_of(text: str | None) -> date | None:
+def parse_as_of(text: str | None, flag: str = "--as-of") -> date | None:
     """YYYY-MM-DD -> date; anything else is a one-line input error."""
     if text is None or text == "":
         return None
     try:
         return date.fromisoformat(str(text))
     except ValueError:
-        raise SegworkInputError(f"--as-of: '{text}' is not a date in YYYY-MM-DD form") from None
+        raise SegworkInputError(f"{flag}: '{text}' is not a date in YYYY-MM-DD form") from None
 
 
 def check_params(params: RunParams) -> None:
@@ -103,6 +105,8 @@ def check_params(params: RunParams) -> None:
         )
     if params.seed < 0:
         raise SegworkInputError(f"--seed: {params.seed} is negative; give 0 or more")
+    if params.compare_to:
+        parse_as_of(params.compare_to, "--compare-to")
     if not params.lock_timeout >= 0:
         raise SegworkInputError(f"--wait: {params.lock_timeout} seconds; give 0 or more")
     for flag, value in (

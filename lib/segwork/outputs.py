@@ -149,3 +149,43 @@ def write_segment_lists(frame: pd.DataFrame, folder: Path) -> dict[str, int]:
         write_csv(rows, dest / f"{seg_id}.csv")
         written[str(seg_id)] = len(rows)
     return written
+def unescape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Undo :func:`escape_formulas` on text columns (``'=x`` -> ``=x``) after reading a CSV back."""
+    out = frame.copy()
+    for name in out.columns:
+        col = out[name]
+        if not _is_text(col):
+            continue
+        out[name] = col.map(
+            lambda v: (
+                v[1:]
+                if isinstance(v, str) and v.startswith("'") and v[1:].startswith(FORMULA_PREFIXES)
+                else v
+            )
+        )
+    return out
+
+
+#: Columns of segments.csv that are text whatever they look like (IDs keep leading zeros).
+TEXT_COLUMNS = (
+    "customer_id",
+    "rfm_segment",
+    "rfm_segment_id",
+    "previous_segment",
+    "previous_segment_id",
+)
+
+
+def read_segments(path: Path) -> pd.DataFrame:
+    """A segments.csv written by :func:`write_segments`, IDs as text and formulas unescaped."""
+    df = pd.read_csv(
+        path,
+        encoding="utf-8-sig",
+        dtype={c: "string" for c in TEXT_COLUMNS},
+        keep_default_na=False,
+        na_values={c: [""] for c in TEXT_COLUMNS if c != "customer_id"},
+    )
+    for c in TEXT_COLUMNS:
+        if c in df:
+            df[c] = df[c].astype(object).where(df[c].notna(), None)
+    return unescape_formulas(df)

@@ -19,16 +19,17 @@ import duckdb
 import pandas as pd
 from sklearn.base import clone
 
-from segwork import clean, currency, rfm
+from segwork import clean, currency, migrate, rfm
 from segwork.clustering import ClusterConfig, ClusteringResult, run_clustering
 from segwork.config import RunParams, check_params, parse_as_of
 from segwork.errors import SegworkInputError
+from segwork.feedback import latest_feedback
 from segwork.maps import SegmentMap
 from segwork.publish import atomic_dir, out_lock
 from segwork.read import NA_TOKENS, Notice, SourceInfo, open_source
 from segwork.schema import Config, load_config
 from segwork.store import BY_CUSTOMER, Store
-from segwork.summary import Summary, build_summary
+from segwork.summary import Summary, build_summary, migration_block
 
 Progress = Callable[[str], None]
 #: The as-of date this many days after the latest kept transaction means stale data.
@@ -324,6 +325,51 @@ class RunResult:
     summary: Summary
     config: Config
     data_path: Path
+    migration: migrate.Migration | None = None
+
+
+def migration(
+    prep: Prepared,
+    cfg: Config,
+    params: RunParams,
+    say: Progress,
+    p_purchase: pd.Series | None = None,
+) -> migrate.Migration | None:
+    """Segment migration since ``params.compare_to``, or (``auto_compare``) since the latest
+    earlier month's report under ``reports_root``; None when there is nothing to compare with.
+
+    An earlier report only names the date: its snapshot is recomputed from this run's data with
+    this run's edges and map (so "same edges" holds even when that report's quantiles differed).
+    ``p_purchase`` (customer id -> probability; default: the table's column when present)
+    weights the projected mix.
+    """
+    earlier = parse_as_of(params.compare_to, "--compare-to")
+    found = None
+    if earlier is None and params.auto_compare:
+        found = migrate.previous_report(params.reports_root, prep.as_of)
+        if found is None:
+            return None
+        earlier = found[0]
+        if earlier <= prep.first_date or earlier >= prep.as_of:
+            say(f"not comparing with {found[1]}: its as-of date {earlier} is outside this data")
+            return None
+        say(f"comparing with the earlier report {found[1]} (as of {earlier})")
+    if earlier is None:
+        return None
+    p = p_purchase if p_purchase is not None else prep.table.get("p_purchase")
+    with prep.timings.stage("migration"):
+        say(f"segment migration since {earlier} (scored with this run's bin edges)")
+        return migrate.compare(
+            prep.store,
+            cfg,
+            prep.segmenter,
+            prep.table,
+            later=prep.as_of,
+            earlier=earlier,
+            first_date=prep.first_date,
+            p_purchase=p,
+            previous_report=str(found[1]) if found else None,
+        )
 
 
 def compute(
@@ -339,7 +385,15 @@ def compute(
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     cfg, data, prep = start(params, say)
+    mig = migration(prep, cfg, params, say)  # before OUT is claimed: a bad date fails early
     if on_prepared is not None:
         on_prepared(prep, cfg)
     clus = cluster(prep, params, load_truth(data), say) if params.clusters else None
-    return RunResult(prep, clus, full_summary(prep, cfg, params, clus, t0), cfg, data)
+    summary = full_summary(prep, cfg, params, clus, t0)
+    summary = summary.model_copy(
+        update={
+            "migration": migration_block(mig) if mig else None,
+            "feedback": latest_feedback(params.reports_root),
+        }
+    )
+    return RunResult(prep, clus, summary, cfg, data, mig)

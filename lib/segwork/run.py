@@ -8,6 +8,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from segwork import migrate
 from segwork.artifacts import (
     ARTIFACTS,
     STAGE_SUMMARY,
@@ -157,6 +158,9 @@ class Publisher:
             self.say(f"writing {self.out}")
             labels = prep.segment_map.labels(self.params.lang)
             extra = clus.labels[list(CLUSTER_COLUMNS)] if clus else None
+            if result.migration is not None:
+                prev = migrate.previous_columns(result.migration, labels)
+                extra = prev if extra is None else prev.join(extra)
             frame = segments_frame(prep.table, labels, extra)
             if not write_segments(frame, tmp):
                 self.say("segments.xlsx skipped: more customers than an Excel sheet holds")

@@ -154,6 +154,19 @@ class ReportOptions:
 
 
 @dataclass(frozen=True)
+class CampaignColumns:
+    """Headers of a campaign outcome file (``segwork feedback``); None = the default names
+    (customer_id, group, converted, revenue, segment, cost, or their Korean forms)."""
+
+    customer_id: str | None = None
+    group: str | None = None
+    converted: str | None = None
+    revenue: str | None = None
+    segment: str | None = None
+    cost: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run needs besides the data path and the as-of date."""
 
@@ -162,6 +175,7 @@ class Config:
     clean: CleanRules = field(default_factory=CleanRules)
     rfm: RFMOptions = field(default_factory=RFMOptions)
     report: ReportOptions = field(default_factory=ReportOptions)
+    campaign: CampaignColumns = field(default_factory=CampaignColumns)
 
 
 #: How each annotation is named in an error: (singular, plural).
@@ -309,7 +323,7 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
     raw = raw or {}
     if not isinstance(raw, dict):
         raise SegworkInputError(f"{source}: the config must be a mapping with keys columns, read")
-    allowed = {"columns", "read", "clean", "rfm", "report"}
+    allowed = {"columns", "read", "clean", "rfm", "report", "campaign"}
     unknown = sorted(str(k) for k in set(raw) - allowed)
     if unknown:
         close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
@@ -340,7 +354,10 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
         raise SegworkInputError(
             f"{source}: read.header_row counts from 1 (the file's first row), not {read.header_row}"
         )
-    return Config(columns=columns, read=read, clean=rules, rfm=rfm, report=report)
+    campaign = _build(CampaignColumns, "campaign", raw.get("campaign"), source)
+    return Config(
+        columns=columns, read=read, clean=rules, rfm=rfm, report=report, campaign=campaign
+    )
 
 
 def load_config(path: str | Path | None) -> Config:

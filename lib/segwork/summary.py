@@ -18,7 +18,7 @@ import json
 import os
 import platform
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -27,10 +27,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serial
 from segwork.clean import REASONS
 from segwork.config import RunParams
 from segwork.errors import SegworkInputError
+from segwork.feedback import Feedback
 from segwork.maps import STAGES
 from segwork.schema import Config
 
 if TYPE_CHECKING:
+    from segwork import migrate
     from segwork.pipeline import Prepared
 
 SCHEMA_VERSION = 1
@@ -347,6 +349,62 @@ class Clustering(Model):
     truth: Truth | None = None
 
 
+# --------------------------------------------------------------------------- migration
+
+
+class MigrationFlow(Model):
+    """Customers on one path from a segment at the earlier date to one at the later date
+    (``__new__``: absent earlier; ``__departed__``: gone later) and their kept revenue in the
+    window between the dates and in the window of the same length before the earlier date."""
+
+    source: str
+    target: str
+    customers: int
+    revenue: float
+    revenue_prior: float
+
+
+class MigrationBacktest(Model):
+    """The projection run one period earlier: transitions fitted on [fitted_from,
+    projected_from), projected to checked_at and compared with the actual mix there."""
+
+    fitted_from: date
+    projected_from: date
+    checked_at: date
+    metric: Literal["total_absolute_share_error"]  # sum over segments of |projected - actual| share
+    error: float
+    naive_error: float  # the same metric for "the mix stays as it is"
+    projected: dict[str, float]
+    actual: dict[str, int]
+
+
+class MigrationProjection(Model):
+    """Expected customers per segment one period after the later date."""
+
+    method: Literal["transitions", "transitions+p_purchase"]
+    horizon_days: int
+    at: date
+    customers: dict[str, float]
+    backtest: MigrationBacktest | None
+    backtest_note: str | None  # why there is no back-test
+
+
+class Migration(Model):
+    """Segment migration between two as-of dates, both scored with the later run's edges."""
+
+    earlier: date
+    later: date
+    period_days: int
+    edges_from: Literal["later"]  # the later run's fitted edges scored both snapshots
+    edges: dict[RFMColumn, list[float]]
+    basis: Literal["recomputed"]  # the earlier snapshot is recomputed from this run's data
+    previous_report: str | None  # the earlier month's report that named the date, if any
+    revenue_window: dict[str, list[date]]  # "revenue" / "revenue_prior" -> [start, end)
+    customers_union: int  # sum of all flows = customers at either date
+    flows: list[MigrationFlow]  # non-empty paths, largest first
+    projection: MigrationProjection
+
+
 # --------------------------------------------------------------------------- the summary
 
 
@@ -389,6 +447,8 @@ class Summary(Model):
     segments: Segments
     rfm: RFM
     clustering: Clustering | None = None  # None when the run skipped clustering
+    migration: Migration | None = None  # with --compare-to or an earlier month's report
+    feedback: Feedback | None = None  # the latest campaign feedback found in the reports folder
     params: RunParams
     config: Config
     environment: Environment
@@ -466,6 +526,57 @@ def clustering_block(raw: dict[str, Any]) -> Clustering:
     """The clustering stage's summary dict as a validated :class:`Clustering`."""
     methods = {name: method_block(m) for name, m in raw["methods"].items()}
     return Clustering.model_validate({**raw, "methods": methods})
+
+
+def migration_block(m: migrate.Migration) -> Migration:
+    """The run's :class:`segwork.migrate.Migration` as the validated summary block."""
+    flows = m.flows()
+    bt = m.backtest
+    return Migration.model_validate(
+        {
+            "earlier": m.earlier,
+            "later": m.later,
+            "period_days": m.period_days,
+            "edges_from": "later",
+            "edges": m.edges,
+            "basis": m.basis,
+            "previous_report": m.previous_report,
+            "revenue_window": {
+                "revenue": [m.earlier, m.later],
+                "revenue_prior": [m.earlier - timedelta(days=m.period_days), m.earlier],
+            },
+            "customers_union": int(m.counts.to_numpy().sum()),
+            "flows": [
+                {
+                    "source": r["from"],
+                    "target": r["to"],
+                    "customers": int(r["customers"]),
+                    "revenue": float(r["revenue"]),
+                    "revenue_prior": float(r["revenue_prior"]),
+                }
+                for _, r in flows.iterrows()
+            ],
+            "projection": {
+                "method": m.projected_with,
+                "horizon_days": m.period_days,
+                "at": m.later + timedelta(days=m.period_days),
+                "customers": {k: round(float(v), 2) for k, v in m.projected.items()},
+                "backtest": None
+                if bt is None
+                else {
+                    "fitted_from": bt.dates[0],
+                    "projected_from": bt.dates[1],
+                    "checked_at": bt.dates[2],
+                    "metric": "total_absolute_share_error",
+                    "error": bt.error,
+                    "naive_error": bt.naive_error,
+                    "projected": {k: round(float(v), 2) for k, v in bt.projected.items()},
+                    "actual": {k: int(v) for k, v in bt.actual.items()},
+                },
+                "backtest_note": m.backtest_note,
+            },
+        }
+    )
 
 
 def data_warnings(prep: Prepared) -> list[DataWarning]:
