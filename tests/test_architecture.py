@@ -31,6 +31,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "artifacts audience",
         "report.fonts report.tables",
         "report.figures report.views report.export report.loop",
+        "report.movement",
         "report.cards report.pages",
         "report.execute",
         "report.session report",

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAD = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
 XSS_ID = "<script>alert(1)</script>"
 XSS_PRODUCT = "<img src=x onerror=alert(2)>"
-PAGES = ("01_eda", "02_rfm_segments", "03_clusters", "04_compare_and_profile")
+PAGES = ("01_eda", "02_rfm_segments", "03_clusters", "04_compare_and_profile", "05_movement")
 BROWSER = Path("/usr/bin/chromium")
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import nbformat
 import pytest
 
-PAGES = ("01_eda", "02_rfm_segments", "03_clusters", "04_compare_and_profile")
+PAGES = ("01_eda", "02_rfm_segments", "03_clusters", "04_compare_and_profile", "05_movement")
 pytestmark = pytest.mark.xdist_group("report_lang")  # both reports built once, on one worker
 HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 WORD = re.compile(r"[A-Za-z][A-Za-z_'.\-]*[A-Za-z]|[A-Za-z]")

@@ -19,7 +19,7 @@ NOTEBOOKS_DIR = PACKAGE / "notebooks"  # the report notebooks ship inside the pa
 TEMPLATES_DIR = PACKAGE / "templates"
 MAPS_DIR = PACKAGE / "maps"
 KERNEL = "segwork"  # the Jupyter kernel `make install` registers
-NOTEBOOKS = ("01_eda", "02_rfm_segments", "03_clusters", "04_compare_and_profile")
+NOTEBOOKS = ("01_eda", "02_rfm_segments", "03_clusters", "04_compare_and_profile", "05_movement")
 METHODS = ("kmeans", "ward", "hdbscan")  # clustering methods, in report order
 LANGS = languages()  # every language with a text catalogue (text/<lang>.yaml)
 

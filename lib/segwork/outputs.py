@@ -149,6 +149,8 @@ def write_segment_lists(frame: pd.DataFrame, folder: Path) -> dict[str, int]:
         write_csv(rows, dest / f"{seg_id}.csv")
         written[str(seg_id)] = len(rows)
     return written
+
+
 def unescape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """Undo :func:`escape_formulas` on text columns (``'=x`` -> ``=x``) after reading a CSV back."""
     out = frame.copy()

@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from segwork.currency import currency
 from segwork.maps import load_map
 from segwork.report.figures import PALETTE  # also registers the Korean font
+from segwork.report.tables import fmt_int, fmt_money
 from segwork.text import catalogue
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -87,7 +89,9 @@ def revenue_matrix(summary: Summary, lang: str) -> pd.DataFrame:
 
 
 def biggest_flows(summary: Summary, lang: str, n: int = 3) -> list[str]:
-    """The ``n`` largest moves (customers who changed segment, joined or left) as sentences."""
+    """The ``n`` largest moves (customers who changed segment, joined or left) as sentences,
+    money in the run's currency."""
+    cur = currency(summary.currency)
     m = _migration(summary)
     t = catalogue(lang)
     names = segment_names(summary, lang)
@@ -101,11 +105,11 @@ def biggest_flows(summary: Summary, lang: str, n: int = 3) -> list[str]:
         out.append(
             t(
                 key,
-                customers=f.customers,
+                customers=fmt_int(f.customers),
                 source=names[f.source],
                 target=names[f.target],
-                revenue=f.revenue,
-                revenue_prior=f.revenue_prior,
+                revenue=fmt_money(f.revenue, cur, whole=True),
+                revenue_prior=fmt_money(f.revenue_prior, cur, whole=True),
                 **common,
             )
         )

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from segwork.summary import Summary
 
 
+import segwork.report.loop as loop
 from segwork.config import METHODS, TEMPLATES_DIR
 from segwork.currency import Currency, currency
 from segwork.kpi import KPI_KINDS
@@ -111,6 +112,7 @@ def segment_blocks(
                     (t["kpis"].get(k, k), kpi_value(k, v, cur, lang)) for k, v in g.kpis.items()
                 ],
                 "actions": list(s.get("actions", {}).get(lang, [])),
+                "campaign": loop.campaign_card_line(summary.feedback, s["id"], lang),
                 "list_href": f"{LISTS}/{s['id']}.csv" if s["id"] in lists else None,
                 "list_rows": lists.get(s["id"], 0),
             }
@@ -255,6 +257,8 @@ def index_context(
         "empty_segments": empty,
         "warnings": [warning_text(w, lang) for w in summary.warnings],
         "analysts": analyst_rows(summary),
+        "flows": loop.biggest_flows(summary, lang, 3) if summary.migration else [],
+        "flows_since": summary.migration.earlier.isoformat() if summary.migration else "",
         "truth": truth,
         "pages": pages,
         "files": [f for f in files],
