@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import yaml
 
+from segwork.config import DBCV_THRESHOLD, K_RANGE, MIN_SHARE, check_k
 from segwork.errors import SegworkInputError
 
 #: Canonical columns, in the order the cleaned transaction view exposes them.
@@ -146,6 +147,17 @@ class RFMOptions:
 
 
 @dataclass(frozen=True)
+class ClusterOptions:
+    """Clustering choices: the range k is chosen in (or a fixed k), the smallest share a chosen
+    cluster may hold, and the DBCV below which HDBSCAN reports no clear density structure."""
+
+    k_range: tuple[int, int] = K_RANGE
+    k: int | None = None
+    min_share: float = MIN_SHARE
+    dbcv_threshold: float = DBCV_THRESHOLD
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run needs besides the data path and the as-of date."""
 
@@ -153,6 +165,7 @@ class Config:
     read: ReadOptions = field(default_factory=ReadOptions)
     clean: CleanRules = field(default_factory=CleanRules)
     rfm: RFMOptions = field(default_factory=RFMOptions)
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
 
 
 #: How each annotation is named in an error: (singular, plural).
@@ -300,7 +313,7 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
     raw = raw or {}
     if not isinstance(raw, dict):
         raise SegworkInputError(f"{source}: the config must be a mapping with keys columns, read")
-    allowed = {"columns", "read", "clean", "rfm"}
+    allowed = {"columns", "read", "clean", "rfm", "cluster"}
     unknown = sorted(str(k) for k in set(raw) - allowed)
     if unknown:
         close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
@@ -326,7 +339,24 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
         raise SegworkInputError(
             f"{source}: read.header_row counts from 1 (the file's first row), not {read.header_row}"
         )
-    return Config(columns=columns, read=read, clean=rules, rfm=rfm)
+    return Config(
+        columns=columns, read=read, clean=rules, rfm=rfm, cluster=cluster_options(raw, source)
+    )
+
+
+def cluster_options(raw: dict[str, Any], source: str) -> ClusterOptions:
+    """The ``cluster`` section, type-checked and range-checked."""
+    opts = _build(ClusterOptions, "cluster", raw.get("cluster"), source)
+    check_k(opts.k, opts.k_range, (f"{source}: cluster.k", f"{source}: cluster.k_range"))
+    if not 0.0 <= opts.min_share < 0.5:
+        raise SegworkInputError(
+            f"{source}: cluster.min_share must be a share from 0 to below 0.5, not {opts.min_share}"
+        )
+    if not -1.0 <= opts.dbcv_threshold <= 1.0:
+        raise SegworkInputError(
+            f"{source}: cluster.dbcv_threshold must be between -1 and 1, not {opts.dbcv_threshold}"
+        )
+    return opts
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -348,4 +378,5 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     """The inverse of :func:`config_from_dict`, for summary.json and papermill parameters."""
     out = dataclasses.asdict(cfg)
     out["clean"] = {k: list(v) if isinstance(v, tuple) else v for k, v in out["clean"].items()}
+    out["cluster"] = {k: list(v) if isinstance(v, tuple) else v for k, v in out["cluster"].items()}
     return out
