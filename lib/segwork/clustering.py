@@ -324,11 +324,20 @@ def _silhouettes(
     """
     x = build_features(rfm, cfg.features)
     idx = sample_indices(len(x), cfg.silhouette_sample, cfg.seed)
-    best: tuple[float, str] | None = None
-    for name, block in methods.items():
+    xs = x[idx]
+    values: dict[str, float] = {}
+    hard = [m for m in methods if not (labels[m] < 0).any()]  # every customer in a cluster
+    for name, v in zip(hard, fast_silhouettes(xs, [labels[m][idx] for m in hard]), strict=True):
+        values[name] = v  # one distance pass for all of them
+    sizes: dict[str, int] = {name: len(idx) for name in hard}
+    for name in (m for m in methods if m not in values):  # HDBSCAN: its clustered customers
         lab = labels[name][idx]
         keep = lab >= 0
-        value = fast_silhouettes(x[idx][keep], [lab[keep]])[0] if keep.sum() > 2 else float("nan")
+        values[name] = fast_silhouettes(xs[keep], [lab[keep]])[0] if keep.sum() > 2 else np.nan
+        sizes[name] = int(keep.sum())
+    best: tuple[float, str] | None = None
+    for name, block in methods.items():
+        value = values[name]
         share = smallest_share(labels[name])
         counted = (
             block["status"] == "ok"
@@ -340,7 +349,7 @@ def _silhouettes(
             "value": value,
             "smallest_share": share,
             "counted": bool(counted),
-            "n_sample": int(keep.sum()),
+            "n_sample": sizes[name],
         }
         if counted and (best is None or value > best[0]):
             best = (value, name)

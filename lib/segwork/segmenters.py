@@ -967,7 +967,7 @@ class HDBSCANSegmenter(_RFMSegmenter):
             min_samples=ms,
             gen_min_span_tree=True,
             cluster_selection_method=how,
-            core_dist_n_jobs=2,
+            core_dist_n_jobs=1,  # 2 spawns worker processes: ~9 s on a busy 2-core box
         )
 
     def _search(self, xs: np.ndarray) -> tuple[hdbscan.HDBSCAN | None, list[dict[str, Any]]]:
@@ -1167,10 +1167,10 @@ class GaussianMixtureSegmenter(_RFMSegmenter):
         fits = {k: self._gmm(k).fit(xs) for k in ks}
         k, scores = self._select(xs, fits)
         self.model_ = fits[k]
-        raw = self.model_.predict(x)
-        _, self.component_map_ = relabel_by_size(raw)
+        full = self.model_.predict_proba(x)  # one pass over all customers
+        _, self.component_map_ = relabel_by_size(np.argmax(full, axis=1))
         self.components_ = np.asarray(sorted(self.component_map_, key=self.component_map_.get))
-        proba = self._posterior(x)
+        proba = self._posterior(x, full)
         self.labels_ = np.argmax(proba, axis=1).astype(np.int64)
         self.probabilities_ = proba[np.arange(n), self.labels_]
         self.n_clusters_ = len(self.components_)
@@ -1250,9 +1250,10 @@ class GaussianMixtureSegmenter(_RFMSegmenter):
             )
         return k, scores
 
-    def _posterior(self, x: np.ndarray) -> np.ndarray:
+    def _posterior(self, x: np.ndarray, full: np.ndarray | None = None) -> np.ndarray:
         """Posterior over the components that hold customers, columns in cluster-id order."""
-        proba = self.model_.predict_proba(x)[:, self.components_]
+        full = self.model_.predict_proba(x) if full is None else full
+        proba = full[:, self.components_]
         total = proba.sum(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             out = np.where(total > 0, proba / total, 1.0 / proba.shape[1])
