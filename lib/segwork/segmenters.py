@@ -458,12 +458,14 @@ class _RFMSegmenter(ClusterMixin, BaseEstimator):
 
 
 class KMeansSegmenter(_RFMSegmenter):
-    """K-Means with k chosen by best silhouette; selection on a sample, final fit on everyone.
+    """K-Means with k chosen for use in ``k_range``; selection on a sample, final fit on everyone.
 
-    Rule: among ``k_range`` (inclusive), pick the k with the highest silhouette (computed on a
-    ``silhouette_sample_size`` sample of the selection sample); ties go to the smaller k.
-    Calinski-Harabasz, Davies-Bouldin (on the selection sample) and inertia (elbow curve) are
-    recorded alongside. The final model is fit on all customers starting from the sample's
+    Every k from ``curve_min_k`` to the top of ``k_range`` is scored on the selection sample:
+    silhouette (on a ``silhouette_sample_size`` subsample), Calinski-Harabasz, Davies-Bouldin,
+    inertia (elbow curve), the smallest cluster's share and bootstrap stability (refits on
+    ``stability_sample_size`` customers); :func:`choose_k` picks k inside ``k_range`` (no cluster
+    under ``min_share``, stable, best silhouette). ``n_clusters`` fixes k (the curves are still
+    scored unless ``score_curves=False``, which the bootstrap refits use). The final model is fit on all customers starting from the sample's
     centres (``n_init=1``), which is why it scales to 1M customers in seconds.
     """
 
@@ -622,8 +624,11 @@ class WardSegmenter(_RFMSegmenter):
     Above ``max_fit_size`` customers the tree is built on a sample stratified by a coarse
     quantile grid of the features (see :func:`grid_stratified_sample`); the other customers go to
     the nearest Ward cluster centroid. The tree is cut at ``distance_threshold`` when given,
-    else at ``n_clusters``, else at the k in ``k_range`` with the best silhouette (ties -> smaller
-    k) on a ``silhouette_sample_size`` subsample. ``linkage_`` keeps the sample's tree.
+    else at ``n_clusters``, else at the k :func:`choose_k` picks in ``k_range`` (``cut="rule"``)
+    or at the largest gap between merge heights among the eligible k in range (``cut="gap"``).
+    Shares per k are measured on a uniform sample of all customers (the tree's sample is
+    stratified); stability per k comes from trees on overlapping subsamples. ``linkage_``
+    keeps the sample's tree.
     """
 
     _method_name = "Ward"
@@ -810,12 +815,16 @@ def _ward_cuts(rows: np.ndarray, ks: Sequence[int]) -> dict[int, np.ndarray]:
 
 
 class HDBSCANSegmenter(_RFMSegmenter):
-    """HDBSCAN with (min_cluster_size, min_samples) chosen on a grid by DBCV; noise stays -1.
+    """HDBSCAN with (min_cluster_size, min_samples, selection method) chosen on a grid by DBCV.
 
-    Each grid point is fit on (a uniform sample of at most ``max_fit_size``) customers with
-    ``gen_min_span_tree=True`` and scored by ``relative_validity_`` (the fast DBCV of the
-    hdbscan package); candidates with >= 2 clusters win over fewer, then highest DBCV, then least
-    noise. ``min_cluster_size`` values below 1 are fractions of the fitted rows. Customers outside
+    Each grid point (``cluster_selection_method`` "eom" and "leaf": leaf finds the smaller dense
+    groups skewed RFM tends to have) is fit on a uniform ``search_sample_size`` sample with
+    ``gen_min_span_tree=True`` and scored by ``relative_validity_`` (the fast DBCV of the hdbscan
+    package); candidates with >= 2 clusters win over fewer, then those leaving at most
+    ``max_noise_share`` as outliers, then highest DBCV, then least noise. The winner is refit on
+    (a uniform sample of at most ``max_fit_size``) customers; ``min_cluster_size`` values below 1
+    are shares of the fitted rows. ``structure_`` = {verdict, dbcv, threshold}: "found" when the
+    refit's DBCV reaches ``dbcv_threshold`` with >= 2 clusters, else "none". Noise stays -1. Customers outside
     the sample are placed by ``assignment``: ``"nearest"`` (default) takes the label of the
     sampled neighbour at the smallest mutual-reachability distance (one KD-tree query, vectorised);
     ``"approximate_predict"`` uses ``hdbscan.approximate_predict`` (exact but ~60 s per 1M).
