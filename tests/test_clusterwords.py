@@ -64,7 +64,7 @@ def test_why_k_states_the_range_share_stability_and_score(raw: dict) -> None:
     (line,) = cw.why_k(s, "kmeans", "en")
     assert line.startswith("K-Means: k = 4, chosen in 3-8")
     assert "at least 2% of customers" in line and "silhouette 0.9" in line
-    (gmm,) = cw.why_k(s, "gmm", "en")
+    gmm = cw.why_k(s, "gmm", "en")[0]
     assert gmm.startswith("Gaussian mixture: k = 4") and "BIC " in gmm
     ko = cw.why_k(s, "kmeans", "ko")[0]
     assert "3~8 범위에서 고른 군집 수는 4개" in ko
@@ -80,6 +80,16 @@ def test_why_k_says_when_k2_is_best_statistically(raw: dict) -> None:
         "groups are too coarse for campaigns, so k = 4 is used."
     )
     assert "군집 2개가 가장 잘 맞지만" in cw.why_k(s, "kmeans", "ko")[1]
+    raw2 = with_k2_note_and_no_structure(raw)
+    raw2["methods"]["ward"]["notes"] = [
+        {
+            "code": "no_stable_k",
+            "params": {"method": "Ward", "stability_floor": 0.75},
+            "message": "",
+        }
+    ]
+    (_, extra) = cw.why_k(summary_of(raw2), "ward", "en")
+    assert extra.startswith("Ward: no k in range reached stability 0.75")
 
 
 def test_structure_verdict_and_outliers_in_words(raw: dict) -> None:

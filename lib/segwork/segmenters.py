@@ -298,7 +298,7 @@ def choose_k(
                 {
                     "score": score_name,
                     "k": top[0],
-                    "value": top[1],
+                    "value": round(top[1], 3),
                     "smallest_share": top[3],
                     "min_share": min_share,
                 },
@@ -312,9 +312,9 @@ def choose_k(
                 "k2_best_statistically",
                 {
                     "score": score_name,
-                    "value_k2": two[0][1],
+                    "value_k2": round(two[0][1], 3),
                     "chosen_k": pick[0],
-                    "value_chosen": pick[1],
+                    "value_chosen": round(pick[1], 3),
                     "k_min": lo,
                     "k_max": hi,
                 },
@@ -743,8 +743,11 @@ class WardSegmenter(_RFMSegmenter):
             ::-1
         ]  # merge heights, top of the tree first: cutting at k sits below top[k-2]
         gaps = [float(top[k - 2] - top[k - 1]) if k - 1 < len(top) else None for k in ks]
-        uni = x[sample_indices(len(x), self.silhouette_sample_size, self.random_state)]
-        shares = [smallest_share(nearest_centroid(uni, _centroids(xs, c))) for c in cuts]
+        if len(xs) == len(x):  # the tree holds everyone: the cut is the final labelling
+            shares = [smallest_share(c) for c in cuts]
+        else:
+            uni = x[sample_indices(len(x), self.silhouette_sample_size, self.random_state)]
+            shares = [smallest_share(nearest_centroid(uni, _centroids(xs, c))) for c in cuts]
         stab: list[float | None] = [None] * len(ks)
         if self.score_curves and len(ks) > 1:
             stab = subsample_stability(
@@ -889,7 +892,9 @@ class HDBSCANSegmenter(_RFMSegmenter):
                 "assignment_nearest" if self.assignment == "nearest" else "assignment_predict"
             )
             self._note("hdbscan_sampled", sample=len(idx), n=n, assignment=assignment)
-        search = sample_indices(len(xs), self.search_sample_size, self.random_state)
+        one_point = len(self._grid(len(xs))) == 1  # fixed settings: nothing to search
+        size = len(xs) if one_point else self.search_sample_size
+        search = sample_indices(len(xs), size, self.random_state)
         best, grid = self._search(xs[search])
         if best is not None and len(search) < len(xs):  # refit the winner on the fit sample
             best = self._hdbscan(*self._scaled(len(xs)), self._chosen_method).fit(xs)
@@ -1242,7 +1247,7 @@ class GaussianMixtureSegmenter(_RFMSegmenter):
         for code, params in notes:
             if params.get("score") == "bic":  # worded as BIC (lower is better), not -BIC
                 params = {
-                    key: -v if key in ("value", "value_k2", "value_chosen") else v
+                    key: int(round(-v)) if key in ("value", "value_k2", "value_chosen") else v
                     for key, v in params.items()
                 }
             self._note(code, method=self._method_name, **params)
@@ -1253,7 +1258,7 @@ class GaussianMixtureSegmenter(_RFMSegmenter):
                 method=self._method_name,
                 score="silhouette",
                 k=ks[top],
-                value=sils[top],
+                value=round(sils[top], 3),
                 smallest_share=shares[top],
                 min_share=self.min_share,
             )

@@ -13,13 +13,20 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from segwork.config import METHODS, STABILITY_FLOOR
-from segwork.text import catalogue
+from segwork.text import catalogue, note_message
 
 if TYPE_CHECKING:
     from segwork.summary import Clustering, Method, Summary
 
 #: Rule codes worded as "chosen in the range" (see segwork.segmenters.choose_k).
 RANGE_RULES = ("in_range_min_share_stable_best", "in_range_min_share_stable_lowest_bic")
+#: Other selection notes shown with the chosen k, worded from the ``notes`` section.
+SELECTION_NOTES = (
+    "no_stable_k",
+    "score_win_small_cluster",
+    "fixed_k_small_cluster",
+    "k_range_unreachable",
+)
 
 
 def _clustering(summary: Summary) -> Clustering | None:
@@ -68,7 +75,8 @@ def _at_k(m: Method, key: str) -> float | None:
 
 
 def why_k(summary: Summary, name: str, lang: str) -> list[str]:
-    """Why ``name`` (kmeans, ward, gmm) has its k, and the k = 2 note when it applies."""
+    """Why ``name`` (kmeans, ward, gmm) has its k, then the k = 2 note and the other selection
+    notes (no stable k, a refused best score on a tiny cluster, ...) when they apply."""
     m = _method(summary, name)
     if m is None or m.status != "ok" or m.selection.chosen_k is None:
         return []
@@ -129,6 +137,8 @@ def why_k(summary: Summary, name: str, lang: str) -> list[str]:
                     k=p["chosen_k"],
                 )
             )
+        elif note.code in SELECTION_NOTES:
+            out.append(note_message(note.code, dict(p), lang))
         elif note.code == "min_share_unmet":
             out.append(
                 t(
