@@ -24,7 +24,7 @@ Conventions shared by the three estimators (scikit-learn style):
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import fastcluster
@@ -262,6 +262,7 @@ def choose_k(
     lo, hi = int(k_range[0]), int(k_range[1])
 
     def val(v: float | None) -> float:
+        """A comparable score: undefined (None, NaN) ranks last."""
         return float(v) if v is not None and np.isfinite(v) else -np.inf
 
     rows = [
@@ -325,7 +326,7 @@ def choose_k(
 
 def subsample_stability(
     x: np.ndarray,
-    label_fn: Any,
+    label_fn: Callable[[np.ndarray, Sequence[int]], dict[int, np.ndarray]],
     ks: Sequence[int],
     repeats: int,
     size: int,
