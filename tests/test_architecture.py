@@ -30,7 +30,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "pipeline summary",
         "artifacts audience",
         "report.fonts report.tables",
-        "report.figures report.views report.export report.loop",
+        "report.figures report.views report.export report.loop report.clusterwords",
         "report.movement",
         "report.cards report.pages",
         "report.execute",
@@ -43,7 +43,8 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
 LONG_MODULES = {
     "read": "one reader for three formats: encodings, delimiters, sheets, header rows, money and "
     "date parsing as SQL; split by format is the next step",
-    "segmenters": "three estimators (K-Means, Ward, HDBSCAN), each with its model selection",
+    "segmenters": "four estimators (K-Means, Ward, HDBSCAN, Gaussian mixture), each with its model "
+    "selection, and the one k-selection rule they share",
     "synth": "the synthetic shop: personas, products, orders, cancellations and a true future",
     "publish": "every rule for writing OUT safely (claim, lock, sweep, swap), kept in one place",
     "clean": "the ledger's rules, cancellation matching and the per-customer aggregate in SQL",

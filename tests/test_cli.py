@@ -81,6 +81,11 @@ def test_default_out_is_reports_year_month(tmp_path, monkeypatch):
             ["--as-of", "01/02/2024"],
             "YYYY-MM-DD",
         ),
+        (
+            HEAD.encode() + b"1,P,Mug,1,2024-01-01 10:00,2.0,7,UK\n",
+            ["--k-range", "8-3"],
+            "--k-range: 8-3",
+        ),
     ],
 )
 def test_bad_input_exit_2_one_line(tmp_path, content, args, needle):

@@ -50,3 +50,21 @@ def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     assert config.cache_dir() == tmp_path / "c"
     monkeypatch.delenv("SEGWORK_CACHE")
     assert config.cache_dir().name == "segwork"
+
+
+def test_k_range_flag_parses_and_bad_k_is_one_line():
+    assert config.parse_k_range("3-8") == (3, 8)
+    assert config.parse_k_range(None) is None
+    for bad in ("8", "3..8", "a-b", "-3"):
+        with pytest.raises(config.SegworkInputError, match="--k-range"):
+            config.parse_k_range(bad)
+    for params, needle in (
+        (RunParams(k=1), "--k: 1 clusters"),
+        (RunParams(k_range=(5, 3)), "--k-range: 5-3"),
+        (RunParams(k_range=(1, 3)), "--k-range: 1-3"),
+    ):
+        with pytest.raises(config.SegworkInputError, match=needle):
+            config.check_params(params)
+    args = build_parser().parse_args(["run", "--k", "5", "--k-range", "4-6"])
+    assert (args.k, args.k_range) == (5, "4-6")
+    assert build_parser().parse_args(["run"]).k is None

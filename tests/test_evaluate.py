@@ -12,6 +12,7 @@ from segwork.evaluate import (
     bootstrap_stability,
     cluster_rules,
     contingency,
+    describe_outliers,
     dominant_groups,
     profile_code,
     seed_sensitivity,
@@ -101,3 +102,40 @@ def test_stability_is_high_on_clear_blobs() -> None:
         assert stab["mean_ari"] > 0.95 and len(stab["pairwise_ari"]) == 3
     km = KMeansSegmenter().fit(rfm)
     assert seed_sensitivity(km, rfm, seeds=(0, 1, 2), pool_size=800)["mean_ari"] > 0.99
+
+
+def _spenders(n_small: int, n_big: int) -> pd.DataFrame:
+    """n_small customers spending 100 (5 orders) and n_big spending 10,000 (60 orders)."""
+    n = n_small + n_big
+    return pd.DataFrame(
+        {
+            "recency_days": [30] * n_small + [3] * n_big,
+            "frequency": [5] * n_small + [60] * n_big,
+            "monetary": [100.0] * n_small + [10_000.0] * n_big,
+        },
+        index=pd.Index([f"c{i}" for i in range(n)], name="customer_id"),
+    )
+
+
+def test_outliers_that_are_few_big_buyers_are_described_as_such() -> None:
+    rfm = _spenders(95, 5)
+    labels = np.array([0] * 95 + [-1] * 5)
+    o = describe_outliers(rfm, labels)
+    assert o["code"] == "outliers_big_buyers"
+    assert o["count"] == 5 and o["share"] == pytest.approx(0.05)
+    assert o["revenue_share"] == pytest.approx(50_000 / 59_500)
+    assert o["median"] == {"recency_days": 3.0, "frequency": 60.0, "monetary": 10_000.0}
+    assert o["overall_median"]["monetary"] == 100.0
+    assert o["profile"] == "recent+frequent+high_spend"
+    assert o["top_spenders_share"] == 1.0  # the top 1% of spenders are all outliers
+
+
+def test_outliers_small_buyers_mixed_and_none() -> None:
+    rfm = _spenders(95, 5)
+    small = describe_outliers(rfm, np.array([-1] * 20 + [0] * 75 + [1] * 5))
+    assert small["code"] == "outliers_small_buyers" and small["count"] == 20
+    mixed = describe_outliers(rfm, np.array([-1] * 80 + [0] * 15 + [-1] * 5))
+    assert mixed["code"] == "outliers_mixed"
+    none = describe_outliers(rfm, np.zeros(100, dtype=int))
+    assert none["code"] == "outliers_none" and none["profile"] is None
+    assert none["median"]["monetary"] is None

@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ("index", "01_eda", "02_rfm_segments", "03_clusters", "04_compare_and_profile", "05_movement")
+PAGES = (
+    "index",
+    "01_eda",
+    "02_rfm_segments",
+    "03_clusters",
+    "04_compare_and_profile",
+    "05_movement",
+)
 
 
 def _run(cmd: list[str], jupyter: Path | None = None, **kw) -> subprocess.CompletedProcess:

@@ -4,9 +4,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from segwork.config import RunParams
 from segwork.errors import SegworkInputError
-from segwork.pipeline import prepare
-from segwork.schema import CleanRules, Config, load_config
+from segwork.pipeline import cluster_config, prepare
+from segwork.schema import CleanRules, ClusterOptions, Config, load_config
 
 KO_HEADERS = {
     "InvoiceNo": "주문번호",
@@ -223,3 +224,14 @@ def test_uci_cancelled_giant_orders_no_longer_count(uci_parquet):
     net = prepare(uci_parquet, Config(clean=CleanRules(cancellations="net")))
     net.ledger.check()
     assert net.table.loc["16446", "monetary"] == 2.90 and "12346" not in net.table.index
+
+
+def test_cluster_config_flags_override_the_config_section_which_overrides_defaults():
+    assert cluster_config(RunParams()).k_range == (3, 8)
+    assert cluster_config(RunParams()).k is None
+    opts = ClusterOptions(k_range=(4, 6), k=5, min_share=0.05, dbcv_threshold=0.3)
+    from_cfg = cluster_config(RunParams(), opts)
+    assert (from_cfg.k_range, from_cfg.k, from_cfg.min_share) == ((4, 6), 5, 0.05)
+    assert from_cfg.dbcv_threshold == 0.3
+    flags = cluster_config(RunParams(k=7, k_range=(5, 9)), opts)
+    assert (flags.k_range, flags.k, flags.min_share) == ((5, 9), 7, 0.05)

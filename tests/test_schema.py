@@ -3,7 +3,14 @@ from pathlib import Path
 import pytest
 
 from segwork.errors import SegworkInputError
-from segwork.schema import CleanRules, Config, config_from_dict, config_to_dict, load_config
+from segwork.schema import (
+    CleanRules,
+    ClusterOptions,
+    Config,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+)
 
 
 def test_defaults_when_no_config():
@@ -39,6 +46,14 @@ def test_yaml_config_maps_columns(tmp_path: Path):
         ({"read": {"encodng": "x"}}, "did you mean 'encoding'"),
         ({"clean": {"cancellations": "maybe"}}, "drop or net"),
         ({"rfm": {"bins": 1}}, "between 2 and 10"),
+        ({"cluster": {"k_range": [3]}}, "cluster.k_range: [3]; give two numbers"),
+        ({"cluster": {"k_range": [6, 3]}}, "cluster.k_range: 6-3; give 2 <= low <= high"),
+        ({"cluster": {"k_range": "3-8"}}, "cluster.k_range must be a list of whole numbers"),
+        ({"cluster": {"k": 1}}, "cluster.k: 1 clusters; give 2 or more"),
+        ({"cluster": {"k": 4.5}}, "cluster.k must be a whole number or nothing"),
+        ({"cluster": {"min_share": 0.6}}, "cluster.min_share must be a share"),
+        ({"cluster": {"dbcv_threshold": 2}}, "cluster.dbcv_threshold must be between -1 and 1"),
+        ({"cluster": {"kk": 3}}, "unknown key cluster.kk"),
     ],
 )
 def test_bad_config_one_line(raw, needle):
@@ -133,3 +148,12 @@ def test_unknown_keys_suggest_the_closest():
         config_from_dict({"colums": {}})
     with pytest.raises(SegworkInputError, match="read.header_row counts from 1"):
         config_from_dict({"read": {"header_row": 0}})
+
+
+def test_cluster_section_defaults_and_values():
+    assert Config().cluster == ClusterOptions(k_range=(3, 8), k=None, min_share=0.02)
+    cfg = config_from_dict({"cluster": {"k_range": [4, 6], "k": 5, "min_share": 0.05}})
+    assert cfg.cluster.k_range == (4, 6) and cfg.cluster.k == 5
+    assert cfg.cluster.min_share == 0.05 and cfg.cluster.dbcv_threshold == 0.25
+    assert config_to_dict(cfg)["cluster"]["k_range"] == [4, 6]
+    assert config_from_dict(config_to_dict(cfg)) == cfg

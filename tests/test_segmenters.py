@@ -26,15 +26,19 @@ from sklearn.utils.estimator_checks import (
     check_set_params,
 )
 
+from segwork.errors import SegworkInputError
 from segwork.features import FeatureBuilder
 from segwork.rfm import RFMSegmenter
 from segwork.segmenters import (
+    GaussianMixtureSegmenter,
     HDBSCANSegmenter,
     KMeansSegmenter,
     WardSegmenter,
+    choose_k,
     fast_silhouettes,
     grid_stratified_sample,
     nearest_centroid,
+    smallest_share,
 )
 
 CENTERS = np.array([[3, 30, 9000.0], [30, 8, 900.0], [200, 2, 60.0], [600, 15, 3000.0]])
@@ -72,7 +76,15 @@ def test_selection_finds_planted_k(cls: type) -> None:
     assert seg.selection_["chosen_k"] == 4
     assert seg.n_clusters_ == 4 and seg.status_ == "ok"
     assert adjusted_rand_score(truth, seg.labels_) > 0.99
-    assert len(seg.selection_["scores"]["silhouette"]) == 9
+    assert seg.selection_["scores"]["k"] == [
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
+    ]  # curves from k = 2 to the top of 3-8
 
 
 def test_kmeans_records_every_score() -> None:
@@ -226,9 +238,10 @@ SEGMENTERS: dict[str, Callable[[], Any]] = {
     "kmeans": lambda: KMeansSegmenter(k_range=(2, 5)),
     "ward": lambda: WardSegmenter(k_range=(2, 5)),
     "hdbscan": lambda: fast_hdbscan(),
+    "gmm": lambda: GaussianMixtureSegmenter(k_range=(2, 5)),
     "rfm": lambda: RFMSegmenter(),
 }
-CLUSTERERS = ("kmeans", "ward", "hdbscan")  # the ones built on a FeatureBuilder
+CLUSTERERS = ("kmeans", "ward", "hdbscan", "gmm")  # the ones built on a FeatureBuilder
 
 
 @pytest.mark.parametrize("name", SEGMENTERS)
@@ -344,3 +357,182 @@ def test_sklearn_estimator_checks(name: str, check: Callable[[str, Any], None]) 
     """
     seg = SEGMENTERS[name]()
     check(type(seg).__name__, seg)
+
+
+# --------------------------------------------------------------------------- choosing k for use
+
+
+def test_choose_k_refuses_a_k_with_a_cluster_below_min_share() -> None:
+    # k = 5 has the best silhouette but a cluster of 1% of customers: refused, k = 4 wins
+    ks = [2, 3, 4, 5, 6]
+    sil = [0.50, 0.40, 0.45, 0.60, 0.30]
+    stab = [0.9] * 5
+    shares = [0.40, 0.20, 0.10, 0.01, 0.05]
+    k, notes = choose_k(ks, sil, stab, shares, (3, 6), min_share=0.02)
+    assert k == 4
+    codes = {c: p for c, p in notes}
+    assert codes["score_win_small_cluster"]["k"] == 5
+    assert codes["score_win_small_cluster"]["smallest_share"] == 0.01
+    # k = 2 (0.50) is not best statistically: k = 5 (0.60) beats it, though it is refused
+    assert "k2_best_statistically" not in codes
+    # with a lower min_share, k = 5 is allowed
+    assert choose_k(ks, sil, stab, shares, (3, 6), min_share=0.005)[0] == 5
+
+
+def test_choose_k_honours_the_range_and_says_when_k2_is_best() -> None:
+    ks = [2, 3, 4, 5]
+    sil = [0.43, 0.34, 0.33, 0.32]
+    stab = [0.98, 0.95, 0.90, 0.97]
+    shares = [0.38, 0.17, 0.16, 0.09]
+    k, notes = choose_k(ks, sil, stab, shares, (3, 5))
+    assert k == 3
+    (code, params), *_ = [n for n in notes if n[0] == "k2_best_statistically"]
+    assert params["value_k2"] == 0.43 and params["value_chosen"] == 0.34
+    assert (params["k_min"], params["k_max"]) == (3, 5)
+    # k = 2 inside the range is simply chosen, with no note
+    k, notes = choose_k(ks, sil, stab, shares, (2, 5))
+    assert k == 2 and not [c for c, _ in notes if c == "k2_best_statistically"]
+    # a k = 2 lead below the margin is not noted
+    _, notes = choose_k(ks, [0.35, 0.34, 0.33, 0.32], stab, shares, (3, 5))
+    assert "k2_best_statistically" not in {c for c, _ in notes}
+
+
+def test_choose_k_prefers_stable_k_and_breaks_near_ties_by_stability() -> None:
+    ks = [3, 4, 5]
+    shares = [0.2, 0.1, 0.05]
+    # k = 3 is best but unstable (0.5 < 0.75): k = 4 wins
+    assert choose_k(ks, [0.50, 0.40, 0.30], [0.5, 0.9, 0.9], shares, (3, 5))[0] == 4
+    # silhouettes within 0.01: the stabler k wins
+    assert choose_k(ks, [0.400, 0.395, 0.30], [0.8, 0.95, 0.9], shares, (3, 5))[0] == 4
+    # none stable: all eligible stay, and the note says so
+    k, notes = choose_k(ks, [0.50, 0.40, 0.30], [0.5, 0.5, 0.5], shares, (3, 5))
+    assert k == 3 and ("no_stable_k", {"stability_floor": 0.75}) in notes
+
+
+def test_choose_k_when_no_k_in_range_keeps_every_cluster_large_enough() -> None:
+    k, notes = choose_k([3, 4], [0.5, 0.4], [0.9, 0.9], [0.005, 0.015], (3, 4), min_share=0.02)
+    assert k == 4  # the largest smallest cluster
+    assert notes[0][0] == "min_share_unmet" and notes[0][1]["chosen_k"] == 4
+
+
+def test_smallest_share_ignores_noise_and_empty_ids() -> None:
+    assert smallest_share(np.array([0, 0, 0, 2, -1])) == pytest.approx(0.2)
+    assert smallest_share(np.array([-1, -1])) == 0.0
+
+
+def with_tiny_group(n: int = 1500, tiny: int = 15, seed: int = 0) -> pd.DataFrame:
+    """Three large planted groups plus ``tiny`` far-away customers (1% at the defaults)."""
+    rng = np.random.default_rng(seed)
+    big = CENTERS[:3][rng.integers(0, 3, n - tiny)]
+    far = np.tile([[1.0, 400.0, 900_000.0]], (tiny, 1))
+    z = np.log1p(np.vstack([big, far])) + rng.normal(scale=0.08, size=(n, 3))
+    v = np.expm1(z)
+    return pd.DataFrame(
+        {
+            "recency_days": np.maximum(v[:, 0], 0).round().astype("int64"),
+            "frequency": np.maximum(v[:, 1].round(), 1).astype("int64"),
+            "monetary": v[:, 2],
+        },
+        index=pd.Index([f"c{i}" for i in range(n)], name="customer_id"),
+    )
+
+
+@pytest.mark.parametrize("cls", [KMeansSegmenter, WardSegmenter])
+def test_fit_never_chooses_a_k_with_a_cluster_below_min_share(cls: type) -> None:
+    rfm = with_tiny_group()
+    allowed = cls(min_share=0.005).fit(rfm)
+    assert allowed.selection_["chosen_k"] == 4  # the 1% group is its own cluster
+    assert np.bincount(allowed.labels_).min() == 15
+    seg = cls().fit(rfm)  # default min_share 2%
+    assert seg.selection_["chosen_k"] != 4
+    assert np.bincount(seg.labels_).min() / len(rfm) >= 0.02
+    sc = seg.selection_["scores"]
+    assert sc["smallest_share"][sc["k"].index(4)] < 0.02
+
+
+@pytest.mark.parametrize("cls", [KMeansSegmenter, WardSegmenter, GaussianMixtureSegmenter])
+def test_k_stays_in_the_range_and_curves_start_at_2(cls: type) -> None:
+    rfm = blobs(600)[0]  # 4 planted groups, outside the range 5-7
+    seg = cls(k_range=(5, 7)).fit(rfm)
+    sc = seg.selection_["scores"]
+    assert 5 <= seg.selection_["chosen_k"] <= 7
+    assert sc["k"] == [2, 3, 4, 5, 6, 7] and len(sc["stability"]) == 6
+    assert seg.selection_["k_range"] == [5, 7]
+
+
+@pytest.mark.parametrize(
+    ("cls", "param"),
+    [
+        (KMeansSegmenter, "n_clusters"),
+        (WardSegmenter, "n_clusters"),
+        (GaussianMixtureSegmenter, "n_components"),
+    ],
+)
+def test_fixed_k_is_used_and_the_curves_are_kept(cls: type, param: str) -> None:
+    rfm = blobs(600)[0]
+    seg = cls(**{param: 6}).fit(rfm)
+    assert seg.selection_["rule"] == "fixed_k" and seg.selection_["chosen_k"] == 6
+    assert seg.selection_["scores"]["k"] == [2, 3, 4, 5, 6, 7, 8]
+
+
+def test_ward_gap_cut_finds_the_planted_groups() -> None:
+    rfm, truth = blobs(800)
+    seg = WardSegmenter(cut="gap").fit(rfm)
+    assert seg.selection_["rule"] == "largest_gap_in_range"
+    assert seg.selection_["chosen_k"] == seg.selection_["gap_k"] == 4
+    assert adjusted_rand_score(truth, seg.labels_) > 0.99
+    with pytest.raises(SegworkInputError, match="cut"):
+        WardSegmenter(cut="widest").fit(rfm)
+
+
+# --------------------------------------------------------------------------- Gaussian mixture
+
+
+def test_gmm_chooses_planted_components_by_bic_and_keeps_soft_membership() -> None:
+    rfm, truth = blobs(900)
+    seg = GaussianMixtureSegmenter().fit(rfm)
+    sel = seg.selection_
+    assert sel["rule"] == "in_range_min_share_stable_lowest_bic" and sel["chosen_k"] == 4
+    bic = dict(zip(sel["scores"]["k"], sel["scores"]["bic"], strict=True))
+    assert min(bic[k] for k in range(3, 9)) == bic[4]
+    assert adjusted_rand_score(truth, seg.labels_) > 0.99
+    proba = seg.predict_proba(rfm)
+    assert proba.shape == (900, 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(proba.argmax(axis=1), seg.labels_)
+    np.testing.assert_allclose(seg.probabilities_, proba.max(axis=1))
+    assert seg.probabilities_.min() > 0.9  # well-separated blobs: confident membership
+    assert np.bincount(seg.labels_).tolist() == sorted(np.bincount(seg.labels_), reverse=True)
+
+
+def test_gmm_fit_on_a_sample_labels_everyone() -> None:
+    rfm, truth = blobs(1500)
+    seg = GaussianMixtureSegmenter(max_fit_size=500).fit(rfm)
+    assert seg.sampled_ and any("500 of 1,500" in n["message"] for n in seg.notes_)
+    assert adjusted_rand_score(truth, seg.labels_) > 0.99
+    assert len(seg.probabilities_) == 1500
+
+
+# --------------------------------------------------------------------------- HDBSCAN verdict
+
+
+def test_hdbscan_verdict_found_on_blobs_and_none_on_uniform_noise() -> None:
+    rfm, _ = blobs(1200)
+    found = HDBSCANSegmenter().fit(rfm)
+    assert found.structure_["verdict"] == "found"
+    assert found.structure_["dbcv"] >= found.structure_["threshold"] == 0.25
+    rng = np.random.default_rng(5)
+    n = 1200
+    noise = pd.DataFrame(
+        {
+            "recency_days": rng.uniform(0, 365, n).round().astype("int64"),
+            "frequency": rng.uniform(1, 40, n).round().astype("int64"),
+            "monetary": rng.uniform(10, 5000, n),
+        },
+        index=pd.Index([f"u{i}" for i in range(n)], name="customer_id"),
+    )
+    none = HDBSCANSegmenter(features=FeatureBuilder(transformation="none")).fit(noise)
+    assert none.structure_["verdict"] == "none"
+    assert none.structure_["dbcv"] is None or none.structure_["dbcv"] < 0.25
+    grid = none.selection_.get("grid") or []
+    assert {g["cluster_selection_method"] for g in grid} <= {"eom", "leaf"}

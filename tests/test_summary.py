@@ -73,7 +73,9 @@ def test_synthetic_summary_validates_and_holds_ids_only(synth):
     assert set(hd.counts) == set(back.segments.hdbscan) and "-1" not in hd.counts
     assert "-1" not in hd.names and "-1" not in hd.rules.rules
     assert {d.cluster for d in hd.dominant_groups["rfm"]} == set(hd.counts)
-    assert set(back.clustering.truth.ari_vs_truth) == {"kmeans", "ward", "hdbscan", "rfm"}
+    assert set(back.clustering.truth.ari_vs_truth) == {"kmeans", "ward", "hdbscan", "gmm", "rfm"}
+    assert set(back.segments.gmm) == set(back.clustering.methods["gmm"].counts)
+    assert back.clustering.methods["hdbscan"].structure.verdict in ("found", "none")
     text = json.dumps(synth, ensure_ascii=False)
     assert not HANGUL.findall(text), "summary.json must be language-free"
     assert '"label' not in text

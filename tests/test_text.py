@@ -154,7 +154,9 @@ def test_every_drop_reason_page_stage_and_selection_rule_has_words():
 
     segmenters = (Path(FOLDER).parent / "segmenters.py").read_text(encoding="utf-8")
     rules = set(_re.findall(r'"rule": "([a-z_]+)"', segmenters))
-    rules |= set(_re.findall(r'rule = "([a-z_]+)" if fixed else "([a-z_]+)"', segmenters)[0])
+    rules |= set(_re.findall(r'\bRULE\w* = "([a-z_]+)"', segmenters))
+    rules |= set(_re.findall(r'\brule = "([a-z_]+)"', segmenters))
+    rules |= set(_re.findall(r'\brule = \w+, "([a-z_]+)"', segmenters))
     stages = set()
     for path in MAPS_DIR.glob("*.yaml"):
         stages |= {s["stage"] for s in yaml.safe_load(path.read_text(encoding="utf-8"))["segments"]}
@@ -163,7 +165,14 @@ def test_every_drop_reason_page_stage_and_selection_rule_has_words():
         assert set(REASONS) <= set(t["reasons"]), lang
         assert set(NOTEBOOKS) <= set(t["pages"]), lang
         assert stages and stages <= set(t["stages"]), lang
-        assert rules == {"fixed_k", "highest_silhouette", "distance_threshold", "hdbscan_grid"}
+        assert rules == {
+            "fixed_k",
+            "distance_threshold",
+            "in_range_min_share_stable_best",
+            "in_range_min_share_stable_lowest_bic",
+            "largest_gap_in_range",
+            "hdbscan_grid_noise_cap",
+        }
         assert rules <= set(t["selection"]), lang
 
 

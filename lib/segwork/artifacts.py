@@ -36,6 +36,7 @@ GROUPINGS = {
     "kmeans": "kmeans_cluster",
     "ward": "ward_cluster",
     "hdbscan": "hdbscan_cluster",
+    "gmm": "gmm_cluster",
 }
 PSEUDONYM_HEX = 16  # 64 bits of HMAC-SHA256: collisions negligible below ~10^8 customers
 

@@ -21,6 +21,7 @@ from segwork.config import (
     LANGS,
     LOCK_TIMEOUT,
     RunParams,
+    parse_k_range,
 )
 from segwork.errors import ReportError, SegworkInputError
 from segwork.publish import read_marker
@@ -149,6 +150,20 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"show keyed hashes instead of customer IDs in report files (key: ${PSEUDONYM_ENV}); "
         "segments.csv keeps the real IDs",
     )
+    r.add_argument(
+        "--k",
+        type=int,
+        default=None,
+        help="a fixed number of clusters for K-Means, Ward and the Gaussian mixture "
+        "(default: config cluster.k, else chosen in the k range)",
+    )
+    r.add_argument(
+        "--k-range",
+        metavar="LOW-HIGH",
+        default=None,
+        help="range the number of clusters is chosen in, e.g. 3-8 "
+        "(default: config cluster.k_range, else 3-8)",
+    )
     r.add_argument("--no-report", action="store_true", help="skip the notebooks and HTML report")
     r.add_argument("--quiet", action="store_true", help="no progress messages")
     e = sub.add_parser(
@@ -223,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pseudonymise=args.pseudonymise,
                 compare_to=args.compare_to,
                 auto_compare=not args.no_compare,
+                k=args.k,
+                k_range=parse_k_range(args.k_range),
             )
             key = os.environ.get(PSEUDONYM_ENV, "")
             if args.pseudonymise and not key:

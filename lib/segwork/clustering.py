@@ -18,8 +18,15 @@ import pandas as pd
 from sklearn.base import clone
 
 from segwork.config import (
+    CURVE_MIN_K,
+    DBCV_THRESHOLD,
+    HDBSCAN_MAX_NOISE,
+    K_RANGE,
     KMEANS_SELECTION_SAMPLE,
     MAX_FIT_SIZE,
+    MIN_SHARE,
+    PUBLISHED_GMM_SILHOUETTE,
+    SELECTION_STABILITY_SAMPLE,
     SILHOUETTE_SAMPLE,
     STABILITY_POOL,
     STABILITY_REPEATS,
@@ -30,21 +37,38 @@ from segwork.evaluate import (
     bootstrap_stability,
     cluster_rules,
     contingency,
+    describe_outliers,
     dominant_groups,
     seed_sensitivity,
     suggest_names,
     truth_agreement,
 )
-from segwork.features import FeatureBuilder
+from segwork.features import FeatureBuilder, build_features
 from segwork.segmenters import (
+    HDBSCAN_MCS_GRID,
+    HDBSCAN_MS_GRID,
+    HDBSCAN_SEARCH_SAMPLE,
+    GaussianMixtureSegmenter,
     HDBSCANSegmenter,
     KMeansSegmenter,
     WardSegmenter,
+    fast_silhouettes,
     make_note,
+    sample_indices,
+    smallest_share,
     to_jsonable,
 )
 
-METHOD_COLUMNS = {"kmeans": "kmeans_cluster", "ward": "ward_cluster", "hdbscan": "hdbscan_cluster"}
+METHOD_COLUMNS = {
+    "kmeans": "kmeans_cluster",
+    "ward": "ward_cluster",
+    "hdbscan": "hdbscan_cluster",
+    "gmm": "gmm_cluster",
+}
+#: Soft membership per customer: HDBSCAN's membership strength, the mixture's posterior.
+PROBABILITY_COLUMNS = {"hdbscan": "hdbscan_probability", "gmm": "gmm_probability"}
+#: The published figure the mixture's silhouette is reported beside.
+PUBLISHED_GMM = {"silhouette": PUBLISHED_GMM_SILHOUETTE, "source": "john_shobayo_ogunleye_2023"}
 
 # --------------------------------------------------------------------------- fit loop
 
@@ -65,13 +89,24 @@ class ClusterConfig:
     """Everything the clustering stage needs besides the data (defaults sized for 1M in ~1 min)."""
 
     features: FeatureBuilder = field(default_factory=FeatureBuilder)
-    k_range: tuple[int, int] = (2, 10)
+    k_range: tuple[int, int] = K_RANGE  # k is chosen in this range (curves start at curve_min_k)
+    k: int | None = None  # a fixed k for K-Means, Ward and the mixture
+    min_share: float = MIN_SHARE
+    curve_min_k: int = CURVE_MIN_K
+    selection_stability_sample: int = SELECTION_STABILITY_SAMPLE
     kmeans_selection_sample: int = KMEANS_SELECTION_SAMPLE
     silhouette_sample: int = SILHOUETTE_SAMPLE
     ward_max_fit_size: int = MAX_FIT_SIZE
+    ward_cut: str = "rule"  # or "gap": the largest dendrogram gap in range
     hdbscan_max_fit_size: int = MAX_FIT_SIZE
-    hdbscan_min_cluster_size_grid: tuple[float, ...] = (0.005, 0.01, 0.02)
-    hdbscan_min_samples_grid: tuple[int, ...] = (5, 20)
+    hdbscan_min_cluster_size_grid: tuple[float, ...] = HDBSCAN_MCS_GRID
+    hdbscan_min_samples_grid: tuple[int, ...] = HDBSCAN_MS_GRID
+    hdbscan_selection_methods: tuple[str, ...] = ("eom", "leaf")
+    hdbscan_search_sample: int = HDBSCAN_SEARCH_SAMPLE
+    hdbscan_max_noise: float = HDBSCAN_MAX_NOISE
+    dbcv_threshold: float = DBCV_THRESHOLD
+    gmm_max_fit_size: int = MAX_FIT_SIZE
+    gmm_covariance_type: str = "full"
     stability_repeats: int = STABILITY_REPEATS
     stability_pool: int = STABILITY_POOL
     stability_fraction: float = 0.8
@@ -95,28 +130,46 @@ class ClusteringResult:
 
 
 def default_segmenters(cfg: ClusterConfig) -> dict[str, Any]:
-    """The three clustering methods configured from ``cfg`` (same features for all)."""
+    """The four clustering methods configured from ``cfg`` (same features for all)."""
+    shared = {
+        "k_range": tuple(cfg.k_range),
+        "min_share": cfg.min_share,
+        "curve_min_k": cfg.curve_min_k,
+        "silhouette_sample_size": cfg.silhouette_sample,
+        "stability_sample_size": cfg.selection_stability_sample,
+        "random_state": cfg.seed,
+    }
     return {
         "kmeans": KMeansSegmenter(
             features=clone(cfg.features),
-            k_range=cfg.k_range,
+            n_clusters=cfg.k,
             selection_sample_size=cfg.kmeans_selection_sample,
-            silhouette_sample_size=cfg.silhouette_sample,
-            random_state=cfg.seed,
+            **shared,
         ),
         "ward": WardSegmenter(
             features=clone(cfg.features),
-            k_range=cfg.k_range,
+            n_clusters=cfg.k,
+            cut=cfg.ward_cut,
             max_fit_size=cfg.ward_max_fit_size,
-            silhouette_sample_size=cfg.silhouette_sample,
-            random_state=cfg.seed,
+            **shared,
         ),
         "hdbscan": HDBSCANSegmenter(
             features=clone(cfg.features),
             min_cluster_size_grid=cfg.hdbscan_min_cluster_size_grid,
             min_samples_grid=cfg.hdbscan_min_samples_grid,
+            cluster_selection_method_grid=cfg.hdbscan_selection_methods,
+            max_noise_share=cfg.hdbscan_max_noise,
+            dbcv_threshold=cfg.dbcv_threshold,
+            search_sample_size=cfg.hdbscan_search_sample,
             max_fit_size=cfg.hdbscan_max_fit_size,
             random_state=cfg.seed,
+        ),
+        "gmm": GaussianMixtureSegmenter(
+            features=clone(cfg.features),
+            n_components=cfg.k,
+            covariance_type=cfg.gmm_covariance_type,
+            max_fit_size=cfg.gmm_max_fit_size,
+            **shared,
         ),
     }
 
@@ -143,7 +196,7 @@ def run_clustering(
     truth: pd.Series | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ClusteringResult:
-    """Fit K-Means, Ward, HDBSCAN (+ reference segmenters) and compare them in one summary.
+    """Fit K-Means, Ward, HDBSCAN, the Gaussian mixture (+ references) and compare them.
 
     ``reference`` segmenters (e.g. the RFM segmenter) are fitted in the same loop; one with a
     ``label_lang`` parameter set is replaced by a clone with ``label_lang=None``, so reference
@@ -172,6 +225,12 @@ def run_clustering(
     for name in METHOD_COLUMNS:
         if name in ok:
             summary["methods"][name] = _method_summary(name, segs[name], rfm, ok, refs, cfg, say)
+    summary.update(_silhouettes(rfm, ok, summary["methods"], cfg))
+    summary["segment_methods"] = [
+        m
+        for m, block in summary["methods"].items()
+        if block["status"] == "ok" and block.get("structure", {}).get("verdict") != "none"
+    ]
     summary["references"] = {r: _counts(ok[r]) for r in refs}
     if truth is not None:
         summary["truth"] = truth_agreement(ok, rfm.index, truth, tuple(METHOD_COLUMNS))
@@ -244,7 +303,57 @@ def _method_summary(
     out["dominant_groups"] = {r: dominant_groups(lab, labels[r]) for r in refs}
     if name == "hdbscan":
         out["noise"] = {"count": int(np.sum(lab == -1)), "share": float(np.mean(lab == -1))}
+        out["structure"] = dict(seg.structure_)
+        out["outliers"] = describe_outliers(rfm, lab)
+    if name == "gmm":
+        out["published"] = dict(PUBLISHED_GMM)
     return out
+
+
+def _silhouettes(
+    rfm: pd.DataFrame,
+    labels: Mapping[str, np.ndarray],
+    methods: Mapping[str, dict[str, Any]],
+    cfg: ClusterConfig,
+) -> dict[str, Any]:
+    """Each method's silhouette on the same customers (HDBSCAN: its clustered ones), and the best.
+
+    A silhouette counts only when every cluster holds at least ``min_share`` of the customers
+    (and, for HDBSCAN, when it found density structure): a win that rests on a tiny cluster of
+    extreme customers is reported but not counted.
+    """
+    x = build_features(rfm, cfg.features)
+    idx = sample_indices(len(x), cfg.silhouette_sample, cfg.seed)
+    xs = x[idx]
+    values: dict[str, float] = {}
+    hard = [m for m in methods if not (labels[m] < 0).any()]  # every customer in a cluster
+    for name, v in zip(hard, fast_silhouettes(xs, [labels[m][idx] for m in hard]), strict=True):
+        values[name] = v  # one distance pass for all of them
+    sizes: dict[str, int] = {name: len(idx) for name in hard}
+    for name in (m for m in methods if m not in values):  # HDBSCAN: its clustered customers
+        lab = labels[name][idx]
+        keep = lab >= 0
+        values[name] = fast_silhouettes(xs[keep], [lab[keep]])[0] if keep.sum() > 2 else np.nan
+        sizes[name] = int(keep.sum())
+    best: tuple[float, str] | None = None
+    for name, block in methods.items():
+        value = values[name]
+        share = smallest_share(labels[name])
+        counted = (
+            block["status"] == "ok"
+            and np.isfinite(value)
+            and share >= cfg.min_share
+            and block.get("structure", {}).get("verdict") != "none"
+        )
+        block["silhouette"] = {
+            "value": value,
+            "smallest_share": share,
+            "counted": bool(counted),
+            "n_sample": sizes[name],
+        }
+        if counted and (best is None or value > best[0]):
+            best = (value, name)
+    return {"best_silhouette": {"method": best[1], "value": best[0]} if best else None}
 
 
 def _stability_block(name: str, seg: Any, rfm: pd.DataFrame, cfg: ClusterConfig) -> dict[str, Any]:
@@ -277,14 +386,15 @@ def _frame_dict(df: pd.DataFrame) -> dict[str, dict[str, float]]:
 def _label_frame(
     rfm: pd.DataFrame, segs: Mapping[str, Any], labels: Mapping[str, np.ndarray]
 ) -> pd.DataFrame:
-    """Per-customer labels: one column per method (+ HDBSCAN membership strength, references)."""
+    """Per-customer labels: one column per method, each soft membership right after its labels
+    (``hdbscan_probability``, ``gmm_probability``), then the references."""
     out = pd.DataFrame(index=rfm.index)
     for name, col in METHOD_COLUMNS.items():
         fill = -1 if name == "hdbscan" else 0
         out[col] = labels[name].astype(np.int64) if name in labels else fill
-    hd = segs.get("hdbscan")
-    probs = getattr(hd, "probabilities_", None)
-    out["hdbscan_probability"] = probs if probs is not None and "hdbscan" in labels else 0.0
+        if name in PROBABILITY_COLUMNS:
+            probs = getattr(segs.get(name), "probabilities_", None)
+            out[PROBABILITY_COLUMNS[name]] = probs if probs is not None and name in labels else 0.0
     for name, lab in labels.items():
         if name not in METHOD_COLUMNS:
             out[f"{name}_segment"] = lab

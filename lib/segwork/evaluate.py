@@ -19,7 +19,13 @@ from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 from sklearn.tree import DecisionTreeClassifier
 
 from segwork.config import STABILITY_POOL
-from segwork.segmenters import HDBSCANSegmenter, KMeansSegmenter, WardSegmenter, sample_indices
+from segwork.segmenters import (
+    GaussianMixtureSegmenter,
+    HDBSCANSegmenter,
+    KMeansSegmenter,
+    WardSegmenter,
+    sample_indices,
+)
 
 RULE_COLUMNS = ("recency_days", "frequency", "monetary")
 NOISE = "noise"
@@ -81,23 +87,27 @@ def plain(v: Any) -> Any:
 # --------------------------------------------------------------------------- stability
 
 
-# --------------------------------------------------------------------------- stability
-
-
 def frozen_clone(seg: Any) -> Any:
     """An unfitted copy of a fitted segmenter with its selected parameters fixed (no re-search)."""
     new = clone(seg)
     if isinstance(seg, KMeansSegmenter | WardSegmenter) and getattr(seg, "n_clusters_", 0) >= 1:
         if isinstance(seg, WardSegmenter) and seg.distance_threshold is not None:
             return new
-        new.set_params(n_clusters=int(seg.n_clusters_))
+        new.set_params(n_clusters=int(seg.n_clusters_), score_curves=False)
         if isinstance(seg, KMeansSegmenter):  # scores of a fixed k are not needed here
             new.set_params(silhouette_sample_size=min(seg.silhouette_sample_size, 1_000))
+    elif isinstance(seg, GaussianMixtureSegmenter) and getattr(seg, "model_", None) is not None:
+        new.set_params(
+            n_components=int(seg.n_clusters_),
+            score_curves=False,
+            silhouette_sample_size=min(seg.silhouette_sample_size, 1_000),
+        )
     elif isinstance(seg, HDBSCANSegmenter) and getattr(seg, "model_", None) is not None:
         sel = seg.selection_
         new.set_params(
             min_cluster_size=sel["chosen_min_cluster_size_param"],
             min_samples=sel["chosen_min_samples"],
+            cluster_selection_method=sel["chosen_cluster_selection_method"],
         )
     return new
 
@@ -258,7 +268,11 @@ def profile_code(rfm: pd.DataFrame, labels: np.ndarray, cluster: Any) -> str:
     """
     if cluster == -1:
         return NOISE
-    mask = np.asarray(labels) == cluster
+    return mask_profile(rfm, np.asarray(labels) == cluster)
+
+
+def mask_profile(rfm: pd.DataFrame, mask: np.ndarray) -> str:
+    """The profile code (see :func:`profile_code`) of the customers in ``mask``."""
     med = rfm.loc[mask, list(RULE_COLUMNS)].median()
     allm = rfm[list(RULE_COLUMNS)].median()
     (recent, lapsed), (freq, infreq), (high, low) = PROFILE_CODES
@@ -285,6 +299,45 @@ def suggest_names(
             for d in dominant_groups(labels, reference)
         }
     return {str(plain(c)): profile_code(rfm, labels, c) for c in np.unique(labels)}
+
+
+def describe_outliers(rfm: pd.DataFrame, labels: np.ndarray) -> dict[str, Any]:
+    """HDBSCAN's outliers (-1) in figures and a code, so a report never just says "noise".
+
+    ``code``: ``outliers_big_buyers`` when their revenue share is at least twice their customer
+    share (e.g. a few very large wholesale buyers), ``outliers_small_buyers`` when at most half
+    of it, ``outliers_mixed`` between, ``outliers_none`` when there are none. ``profile`` is the
+    profile code of their median R/F/M against all customers; ``top_spenders_share`` is the
+    share of the top 1% of customers by spend that are outliers.
+    """
+    lab = np.asarray(labels)
+    out_mask = lab == -1
+    spend = pd.to_numeric(rfm["monetary"], errors="coerce").fillna(0.0).clip(lower=0.0)
+    total = float(spend.sum())
+    count = int(out_mask.sum())
+    share = float(out_mask.mean()) if len(lab) else 0.0
+    revenue_share = float(spend[out_mask].sum() / total) if total > 0 else 0.0
+    top = spend.to_numpy() >= np.quantile(spend, 0.99) if len(spend) else out_mask
+    if count == 0:
+        code = "outliers_none"
+    elif revenue_share >= 2 * share:
+        code = "outliers_big_buyers"
+    elif revenue_share <= share / 2:
+        code = "outliers_small_buyers"
+    else:
+        code = "outliers_mixed"
+    cols = list(RULE_COLUMNS)
+    median = rfm.loc[out_mask, cols].median() if count else pd.Series(np.nan, index=cols)
+    return {
+        "code": code,
+        "count": count,
+        "share": share,
+        "revenue_share": revenue_share,
+        "median": {c: float(median[c]) if pd.notna(median[c]) else None for c in cols},
+        "overall_median": {c: float(rfm[c].median()) for c in cols},
+        "profile": mask_profile(rfm, out_mask) if count else None,
+        "top_spenders_share": float(out_mask[top].mean()) if top.any() else 0.0,
+    }
 
 
 # --------------------------------------------------------------------------- truth

@@ -27,7 +27,7 @@ from segwork.feedback import latest_feedback
 from segwork.maps import SegmentMap
 from segwork.publish import atomic_dir, out_lock
 from segwork.read import NA_TOKENS, Notice, SourceInfo, open_source
-from segwork.schema import Config, load_config
+from segwork.schema import ClusterOptions, Config, load_config
 from segwork.store import BY_CUSTOMER, Store
 from segwork.summary import Summary, build_summary, migration_block
 
@@ -271,9 +271,15 @@ def load_truth(data_path: Path) -> pd.Series | None:
     return df.set_index(df["customer_id"].astype(str))["persona"]
 
 
-def cluster_config(params: RunParams) -> ClusterConfig:
-    """The clustering stage's configuration from run parameters."""
+def cluster_config(params: RunParams, options: ClusterOptions | None = None) -> ClusterConfig:
+    """The clustering stage's configuration: run parameters (--k, --k-range) over the config's
+    ``cluster`` section over the defaults."""
+    opts = options or ClusterOptions()
     return ClusterConfig(
+        k_range=tuple(params.k_range) if params.k_range is not None else tuple(opts.k_range),
+        k=params.k if params.k is not None else opts.k,
+        min_share=opts.min_share,
+        dbcv_threshold=opts.dbcv_threshold,
         ward_max_fit_size=params.max_fit_size,
         hdbscan_max_fit_size=params.max_fit_size,
         silhouette_sample=params.silhouette_sample,
@@ -283,13 +289,17 @@ def cluster_config(params: RunParams) -> ClusterConfig:
 
 
 def cluster(
-    prep: Prepared, params: RunParams, truth: pd.Series | None, say: Progress
+    prep: Prepared,
+    params: RunParams,
+    truth: pd.Series | None,
+    say: Progress,
+    options: ClusterOptions | None = None,
 ) -> ClusteringResult:
-    """K-Means, Ward and HDBSCAN on the RFM table, with the RFM segmenter in the same loop."""
+    """K-Means, Ward, HDBSCAN and the Gaussian mixture on the RFM table, RFM in the same loop."""
     ref = {"rfm": clone(prep.segmenter)}
     with prep.timings.stage("clustering"):
         return run_clustering(
-            prep.table, cluster_config(params), reference=ref, truth=truth, progress=say
+            prep.table, cluster_config(params, options), reference=ref, truth=truth, progress=say
         )
 
 
@@ -388,7 +398,7 @@ def compute(
     mig = migration(prep, cfg, params, say)  # before OUT is claimed: a bad date fails early
     if on_prepared is not None:
         on_prepared(prep, cfg)
-    clus = cluster(prep, params, load_truth(data), say) if params.clusters else None
+    clus = cluster(prep, params, load_truth(data), say, cfg.cluster) if params.clusters else None
     summary = full_summary(prep, cfg, params, clus, t0)
     summary = summary.model_copy(
         update={

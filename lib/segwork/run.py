@@ -29,7 +29,14 @@ from segwork.publish import (
 from segwork.schema import Config
 from segwork.summary import Summary, Timings, data_warnings, write_summary
 
-CLUSTER_COLUMNS = ("kmeans_cluster", "ward_cluster", "hdbscan_cluster", "hdbscan_probability")
+CLUSTER_COLUMNS = (
+    "kmeans_cluster",
+    "ward_cluster",
+    "hdbscan_cluster",
+    "hdbscan_probability",
+    "gmm_cluster",
+    "gmm_probability",
+)
 
 
 def out_folder(params: RunParams, prep: Prepared) -> Path:

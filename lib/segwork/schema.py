@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import yaml
 
+from segwork.config import DBCV_THRESHOLD, K_RANGE, MIN_SHARE, check_k
 from segwork.currency import check_option as check_currency
 from segwork.errors import SegworkInputError
 
@@ -167,6 +168,17 @@ class CampaignColumns:
 
 
 @dataclass(frozen=True)
+class ClusterOptions:
+    """Clustering choices: the range k is chosen in (or a fixed k), the smallest share a chosen
+    cluster may hold, and the DBCV below which HDBSCAN reports no clear density structure."""
+
+    k_range: tuple[int, int] = K_RANGE
+    k: int | None = None
+    min_share: float = MIN_SHARE
+    dbcv_threshold: float = DBCV_THRESHOLD
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run needs besides the data path and the as-of date."""
 
@@ -176,6 +188,7 @@ class Config:
     rfm: RFMOptions = field(default_factory=RFMOptions)
     report: ReportOptions = field(default_factory=ReportOptions)
     campaign: CampaignColumns = field(default_factory=CampaignColumns)
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
 
 
 #: How each annotation is named in an error: (singular, plural).
@@ -323,7 +336,7 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
     raw = raw or {}
     if not isinstance(raw, dict):
         raise SegworkInputError(f"{source}: the config must be a mapping with keys columns, read")
-    allowed = {"columns", "read", "clean", "rfm", "report", "campaign"}
+    allowed = {"columns", "read", "clean", "rfm", "cluster", "report", "campaign"}
     unknown = sorted(str(k) for k in set(raw) - allowed)
     if unknown:
         close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
@@ -356,8 +369,29 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
         )
     campaign = _build(CampaignColumns, "campaign", raw.get("campaign"), source)
     return Config(
-        columns=columns, read=read, clean=rules, rfm=rfm, report=report, campaign=campaign
+        columns=columns,
+        read=read,
+        clean=rules,
+        rfm=rfm,
+        cluster=cluster_options(raw, source),
+        report=report,
+        campaign=campaign,
     )
+
+
+def cluster_options(raw: dict[str, Any], source: str) -> ClusterOptions:
+    """The ``cluster`` section, type-checked and range-checked."""
+    opts = _build(ClusterOptions, "cluster", raw.get("cluster"), source)
+    check_k(opts.k, opts.k_range, (f"{source}: cluster.k", f"{source}: cluster.k_range"))
+    if not 0.0 <= opts.min_share < 0.5:
+        raise SegworkInputError(
+            f"{source}: cluster.min_share must be a share from 0 to below 0.5, not {opts.min_share}"
+        )
+    if not -1.0 <= opts.dbcv_threshold <= 1.0:
+        raise SegworkInputError(
+            f"{source}: cluster.dbcv_threshold must be between -1 and 1, not {opts.dbcv_threshold}"
+        )
+    return opts
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -379,4 +413,5 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     """The inverse of :func:`config_from_dict`, for summary.json and papermill parameters."""
     out = dataclasses.asdict(cfg)
     out["clean"] = {k: list(v) if isinstance(v, tuple) else v for k, v in out["clean"].items()}
+    out["cluster"] = {k: list(v) if isinstance(v, tuple) else v for k, v in out["cluster"].items()}
     return out

@@ -131,6 +131,7 @@ class Segments(Model):
     kmeans: dict[ClusterId, int] | None = None
     ward: dict[ClusterId, int] | None = None
     hdbscan: dict[ClusterId, int] | None = None
+    gmm: dict[ClusterId, int] | None = None
 
 
 class BinEdges(Model):
@@ -176,6 +177,10 @@ class SelectionScores(Sparse):
     davies_bouldin: list[Score] | None = None
     inertia: list[Score] | None = None
     n_silhouette_sample: int
+    smallest_share: list[float] | None = None  # share of customers in the smallest cluster
+    stability: list[Score] | None = None  # bootstrap ARI of refits at this k
+    bic: list[Score] | None = None  # Gaussian mixture
+    merge_gap: list[Score] | None = None  # Ward: gap in merge height around the cut at k
 
 
 class GridPoint(Model):
@@ -184,6 +189,7 @@ class GridPoint(Model):
     min_cluster_size: int
     min_cluster_size_param: float
     min_samples: int
+    cluster_selection_method: Literal["eom", "leaf"] | None = None
     n_clusters: int
     noise_share: float
     dbcv: Score
@@ -205,6 +211,13 @@ class Selection(Sparse):
     status: Literal["degenerate"] | None = None
     reason: str | None = None  # why a fit was degenerate: a note code (text/<lang>.yaml notes)
     chosen_k: int | None = None
+    k_range: tuple[int, int] | None = None  # k was chosen in this range (inclusive)
+    min_share: float | None = None  # no chosen cluster holds fewer customers than this share
+    gap_k: int | None = None  # Ward: the k in range at the largest dendrogram gap
+    covariance_type: str | None = None  # Gaussian mixture
+    n_search_sample: int | None = None  # HDBSCAN: customers the grid was scored on
+    max_noise_share: float | None = None  # HDBSCAN: grid points above it rank last
+    chosen_cluster_selection_method: Literal["eom", "leaf"] | None = None
     distance_threshold: float | None = None
     n_selection_sample: int | None = None
     n_fit_sample: int | None = None
@@ -273,6 +286,50 @@ class Noise(Model):
     share: float
 
 
+class Structure(Model):
+    """HDBSCAN's verdict: density structure found (DBCV at or above the threshold) or none."""
+
+    verdict: Literal["found", "none"]
+    dbcv: Score
+    threshold: float
+
+
+class Outliers(Model):
+    """HDBSCAN's outliers in figures: how many, how much revenue, what they look like."""
+
+    code: Literal["outliers_big_buyers", "outliers_small_buyers", "outliers_mixed", "outliers_none"]
+    count: int
+    share: float
+    revenue_share: float
+    median: dict[RFMColumn, Score]
+    overall_median: dict[RFMColumn, Score]
+    profile: str | None  # profile code, e.g. recent+frequent+high_spend
+    top_spenders_share: float  # share of the top 1% of customers by spend that are outliers
+
+
+class MethodSilhouette(Model):
+    """Silhouette of the final labels on a common sample; counted only with no tiny cluster."""
+
+    value: Score
+    smallest_share: float
+    counted: bool
+    n_sample: int
+
+
+class Published(Model):
+    """A published figure a method's result is reported beside."""
+
+    silhouette: float
+    source: str  # a reference id, worded in the text catalogue
+
+
+class BestSilhouette(Model):
+    """The counted method with the highest silhouette."""
+
+    method: str
+    value: float
+
+
 class Method(Model):
     """Everything one clustering method produced."""
 
@@ -288,6 +345,10 @@ class Method(Model):
     names: dict[ClusterId, str] = {}  # RFM segment id, profile code or "noise"
     dominant_groups: dict[str, list[DominantGroup]] = {}  # reference -> one entry per cluster
     noise: Noise | None = None
+    structure: Structure | None = None  # HDBSCAN
+    outliers: Outliers | None = None  # HDBSCAN
+    silhouette: MethodSilhouette | None = None
+    published: Published | None = None  # Gaussian mixture
 
 
 class Agreement(Model):
@@ -320,12 +381,23 @@ class ClusteringConfig(Model):
 
     features: Features
     k_range: tuple[int, int]
+    k: int | None
+    min_share: float
+    curve_min_k: int
+    selection_stability_sample: int
     kmeans_selection_sample: int
     silhouette_sample: int
     ward_max_fit_size: int
+    ward_cut: Literal["rule", "gap"]
     hdbscan_max_fit_size: int
     hdbscan_min_cluster_size_grid: list[float]
     hdbscan_min_samples_grid: list[int]
+    hdbscan_selection_methods: list[Literal["eom", "leaf"]]
+    hdbscan_search_sample: int
+    hdbscan_max_noise: float
+    dbcv_threshold: float
+    gmm_max_fit_size: int
+    gmm_covariance_type: str
     stability_repeats: int
     stability_pool: int
     stability_fraction: float
@@ -343,7 +415,11 @@ class Clustering(Model):
     config: ClusteringConfig
     seconds: dict[str, float]  # fit seconds per segmenter (references included)
     agreement: Agreement
-    methods: dict[str, Method]  # "kmeans" | "ward" | "hdbscan" -> what it produced
+    methods: dict[str, Method]  # "kmeans" | "ward" | "hdbscan" | "gmm" -> what it produced
+    # methods whose clusters the comparison may present as segments (not HDBSCAN when its
+    # structure verdict is "none", not a degenerate fit)
+    segment_methods: list[str] = []
+    best_silhouette: BestSilhouette | None = None  # among counted silhouettes
     errors: dict[str, str]  # segmenter -> "ExceptionType: message" when its fit failed
     references: dict[str, dict[str, int]]  # reference segmenter -> customers per group id
     truth: Truth | None = None
