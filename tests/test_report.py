@@ -274,8 +274,8 @@ def test_truth_sentence_names_the_best_method_and_the_bar():
     summary = Summary.model_construct(clustering=clus)
     en = truth_sentence(summary, "en")
     assert en == (
-        "ARI against the planted personas: kmeans 0.93, ward 0.71, hdbscan 0.50; "
-        "best is kmeans (0.93, reaches 0.8)"
+        "ARI against the planted personas: K-Means 0.93, Ward 0.71, HDBSCAN 0.50; "
+        "best is K-Means (0.93, reaches 0.8)"
     )
     assert "0.8 이상 달성" in truth_sentence(summary, "ko")
     assert headline_comparison(summary, "en")[-1] == en

@@ -98,6 +98,8 @@ NOTEBOOK_PARAMETERS: dict[str, object] = {
     "synth_customers": DEFAULT_SYNTH_CUSTOMERS,
     "max_fit_size": MAX_FIT_SIZE,
     "silhouette_sample": SILHOUETTE_SAMPLE,
+    "k": None,
+    "k_range": None,
     "out_dir": None,
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from typing import Any
 
 from segwork.currency import Currency
 from segwork.profile import ProfileCard
@@ -99,3 +100,54 @@ class CardsView:
             f"{c.name}: {c.customers:,} · {c.customer_share:.1%} · {c.revenue_share:.1%}"
             for c in self.cards
         )
+
+
+class MethodCards:
+    """Cluster cards of every method, grouped under its name; a method whose clusters are no
+    segments (HDBSCAN without density structure) gets its verdict and outliers in words instead."""
+
+    def __init__(self, art: Any, lang: str) -> None:
+        from segwork.config import METHODS
+        from segwork.profile import cluster_cards
+        from segwork.report.clusterwords import (
+            outliers_sentence,
+            segment_methods,
+            structure_sentence,
+        )
+        from segwork.report.views import method, money
+
+        self.lang, self.cur = lang, money(art)
+        usable = set(segment_methods(art.summary))
+        self.parts: list[tuple[str, list[ProfileCard], list[str]]] = []
+        for m in METHODS:
+            ms = method(art, m)
+            if ms is None:
+                continue
+            if m in usable:
+                found = cluster_cards(art.customers, art.top, m, ms, art.segment_map, lang)
+                self.parts.append((m, found, []))
+            else:
+                words = [
+                    structure_sentence(art.summary, lang),
+                    outliers_sentence(art.summary, lang),
+                ]
+                self.parts.append((m, [], [w for w in words if w and m == "hdbscan"]))
+
+    def _repr_html_(self) -> str:
+        """Each method's cards (or its verdict) under its name."""
+        out = []
+        for m, found, words in self.parts:
+            if found:
+                out.append(cards_html(found, self.lang, self.cur))
+            elif words:
+                out.append(f"<h3>{html.escape(METHOD_NAMES.get(m, m))}</h3>")
+                out.append("".join(f"<p>{html.escape(w)}</p>" for w in words))
+        return "\n".join(out)
+
+    def __repr__(self) -> str:
+        """Plain text: per method, one line per card or its verdict."""
+        lines = []
+        for m, found, words in self.parts:
+            lines.append(METHOD_NAMES.get(m, m))
+            lines += [repr(CardsView(found, self.lang))] if found else words
+        return "\n".join(lines)

@@ -280,3 +280,17 @@ def best_sentence(summary: Summary, lang: str) -> str | None:
     return catalogue(lang)(
         "clusterwords.best", method=method_label(best.method, lang), value=best.value
     )
+
+
+def words(art_summary: Summary, lang: str) -> list[str]:
+    """Every sentence the clusters page states: the rule, why each k, structure, outliers, best."""
+    out = [rule_sentence(art_summary, lang)]
+    for name in METHODS:
+        out += why_k(art_summary, name, lang)
+    out += [
+        structure_sentence(art_summary, lang),
+        outliers_sentence(art_summary, lang),
+        best_sentence(art_summary, lang),
+        published_sentence(art_summary, lang),
+    ]
+    return [s for s in out if s]

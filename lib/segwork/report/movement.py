@@ -7,32 +7,13 @@ says in words when there is nothing to show yet.
 
 from __future__ import annotations
 
-import html
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 import pandas as pd
 
 import segwork.report.loop as loop
 from segwork.artifacts import Artifacts
-from segwork.report.tables import Table
+from segwork.report.tables import Lines, Table
 from segwork.report.views import money
 from segwork.text import catalogue
-
-
-@dataclass
-class Lines:
-    """Sentences shown as a bulleted list (plain lines for nbval)."""
-
-    lines: Sequence[str]
-
-    def _repr_html_(self) -> str:
-        """An HTML list, every sentence escaped."""
-        return "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in self.lines) + "</ul>"
-
-    def __repr__(self) -> str:
-        """One sentence per line."""
-        return "\n".join(self.lines)
 
 
 def has_migration(art: Artifacts) -> bool:

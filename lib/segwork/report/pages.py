@@ -24,10 +24,12 @@ from segwork.currency import Currency, currency
 from segwork.kpi import KPI_KINDS
 from segwork.maps import STAGES
 from segwork.outputs import LISTS
+from segwork.report.clusterwords import best_sentence, structure_sentence
 from segwork.report.fonts import embed_font
 from segwork.report.tables import TABLE_CSS, fmt_int, fmt_money, fmt_num, fmt_share
 from segwork.report.views import (
     METHOD_NAMES,
+    chosen_dbcv,
     ledger_rows,
     page_title,
     truth_sentence,
@@ -160,16 +162,7 @@ def analyst_rows(summary: Summary) -> list[dict[str, str]]:
         if s is None:
             continue
         ari = clus.agreement.ari.get(m, {}).get("rfm")
-        dbcv = None
-        if m == "hdbscan":
-            sel = s.selection
-            chosen = [
-                g
-                for g in sel.grid or []
-                if (g.min_cluster_size, g.min_samples)
-                == (sel.chosen_min_cluster_size, sel.chosen_min_samples)
-            ]
-            dbcv = chosen[0].dbcv if chosen else None
+        dbcv = chosen_dbcv(s) if m == "hdbscan" else None
         rows.append(
             {
                 "method": METHOD_NAMES.get(m, m),
@@ -257,6 +250,9 @@ def index_context(
         "empty_segments": empty,
         "warnings": [warning_text(w, lang) for w in summary.warnings],
         "analysts": analyst_rows(summary),
+        "cluster_notes": [
+            w for w in (structure_sentence(summary, lang), best_sentence(summary, lang)) if w
+        ],
         "flows": loop.biggest_flows(summary, lang, 3) if summary.migration else [],
         "flows_since": summary.migration.earlier.isoformat() if summary.migration else "",
         "truth": truth,

@@ -125,6 +125,8 @@ def notebook_parameters(build: Path, params: RunParams) -> dict[str, Any]:
         "synth_customers": params.synth_customers,
         "max_fit_size": params.max_fit_size,
         "silhouette_sample": params.silhouette_sample,
+        "k": params.k,
+        "k_range": list(params.k_range) if params.k_range else None,
         "out_dir": str(build.resolve()),
     }
 

@@ -227,6 +227,21 @@ class Table:
         return "\n".join(lines)
 
 
+@dataclass
+class Lines:
+    """Sentences shown as a bulleted list (plain lines for nbval)."""
+
+    lines: list[str]
+
+    def _repr_html_(self) -> str:
+        """An HTML list, every sentence escaped."""
+        return "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in self.lines) + "</ul>"
+
+    def __repr__(self) -> str:
+        """One sentence per line."""
+        return "\n".join(self.lines)
+
+
 #: CSS for report tables and cards: shared by the notebook pages and index.html.
 TABLE_CSS = """
 table.segwork-table { border-collapse: collapse; margin: 6px 0 14px; font-size: 14px; }

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 from segwork.config import METHODS, NOTEBOOKS  # noqa: F401
 from segwork.currency import Currency, currency
-from segwork.report.tables import Table, fmt_money, fmt_num
+from segwork.report.tables import Lines, Table, fmt_money, fmt_num
 from segwork.text import catalogue, note_message
 
 __all__ = [
@@ -54,6 +54,8 @@ __all__ = [
     "segment_summary",
     "lift_table",
     "contingency",
+    "cluster_words",
+    "silhouettes",
     "contingency_table",
     "money",
     "show",
@@ -402,10 +404,39 @@ def contingency_table(art: Artifacts, method_id: str, lang: str) -> Table:
     return Table(tab.reset_index(), lang, headers={c: c for c in tab.columns})
 
 
+def cluster_words(art: Artifacts, lang: str) -> Lines:
+    """How k was chosen for each method, HDBSCAN's structure verdict and outliers, in words."""
+    from segwork.report.clusterwords import words
+
+    return Lines(words(art.summary, lang))
+
+
+def silhouettes(art: Artifacts, lang: str) -> Table:
+    """Each method's silhouette on the same customers, and whether it counts (min share)."""
+    from segwork.report.clusterwords import silhouette_table
+
+    df = silhouette_table(art.summary, lang)
+    cols = list(df.columns)
+    kinds = {cols[2]: "score", cols[3]: "share"} if len(cols) >= 4 else {}
+    return Table(df, lang, kinds, headers={c: str(c) for c in cols})
+
+
 def method(art: Artifacts, name: str) -> Method | None:
     """The clustering summary of one method (None when it did not run)."""
     clus = art.summary.clustering
     return clus.methods.get(name) if clus else None
+
+
+def chosen_dbcv(s: Method) -> float | None:
+    """DBCV of HDBSCAN's chosen grid point (size, min_samples and selection method all match)."""
+    sel = s.selection
+    for g in sel.grid or []:
+        if (g.min_cluster_size, g.min_samples) == (
+            sel.chosen_min_cluster_size,
+            sel.chosen_min_samples,
+        ) and g.cluster_selection_method in (None, sel.chosen_cluster_selection_method):
+            return g.dbcv
+    return None
 
 
 def selection_table(art: Artifacts, lang: str) -> Table:
@@ -423,13 +454,9 @@ def selection_table(art: Artifacts, lang: str) -> Table:
             best = sil[ks.index(sel.chosen_k)] if sel.chosen_k in ks else None
             score = round(best, 4) if best is not None else None
         if m == "hdbscan":
-            chosen = [
-                g
-                for g in sel.grid or []
-                if g.min_cluster_size == sel.chosen_min_cluster_size
-                and g.min_samples == sel.chosen_min_samples
-            ]
-            score = round(chosen[0].dbcv, 4) if chosen and chosen[0].dbcv is not None else None
+            score = chosen_dbcv(s)
+        if m == "gmm" and s.silhouette is not None:
+            score = s.silhouette.value
         rows.append(
             {
                 "method": METHOD_NAMES.get(m, m),
@@ -639,13 +666,13 @@ def truth_sentence(summary: Summary, lang: str) -> str | None:
     if truth is None or not truth.best_method:
         return None
     scores = truth.ari_vs_truth
-    listed = ", ".join(f"{m} {scores[m]:.2f}" for m in METHODS if m in scores)
+    listed = ", ".join(f"{METHOD_NAMES.get(m, m)} {scores[m]:.2f}" for m in METHODS if m in scores)
     t = catalogue(lang)
     verdict = t("compare.truth_reached" if truth.any_reaches_0_8 else "compare.truth_missed")
     return t(
         "compare.truth",
         scores=listed,
-        best=truth.best_method,
+        best=METHOD_NAMES.get(truth.best_method, truth.best_method),
         ari=truth.best_ari,
         verdict=verdict,
     )
