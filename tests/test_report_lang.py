@@ -31,6 +31,7 @@ ALLOWED = {
     "log", "segwork", "as-of", "read.date_format", "read.sheet", "hdbscan.approximate_predict",
     "e.g", "noise", "x", "ID", "IDs", "CSV", "XLSX", "NaN", "None", "True", "False",
     "selection", "clusters", "status", "ok", "degenerate",
+    "John", "Shobayo", "Ogunleye",  # authors of the published GMM figure
 }  # fmt: skip
 
 

@@ -107,7 +107,7 @@ def test_truth_sentence_and_page_titles_per_language():
     assert truth_sentence(summary, "ko") == (
         "심어 둔 페르소나 대비 ARI: K-Means 0.91, Ward 0.97; 가장 잘 찾은 방법은 Ward (0.97, 0.8 이상 달성)"
     )
-    assert truth_sentence(summary, "en").endswith("best is ward (0.97, reaches 0.8)")
+    assert truth_sentence(summary, "en").endswith("best is Ward (0.97, reaches 0.8)")
     assert page_title("03_clusters", "ko") == "데이터 기반 군집"
     assert page_title("99_extra", "en") == "99_extra"
 
