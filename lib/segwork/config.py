@@ -26,6 +26,7 @@ LANGS = languages()  # every language with a text catalogue (text/<lang>.yaml)
 DEFAULT_SEED = 0
 DEFAULT_SYNTH_CUSTOMERS = 5_000
 DEFAULT_LANG = "ko"
+SYNTHETIC_EVENTS = "synthetic"  # --events value naming the synthetic shop's events file
 MAX_FIT_SIZE = 20_000  # Ward and HDBSCAN fit on a sample above this many customers
 SILHOUETTE_SAMPLE = 10_000  # customers scored for the silhouette
 KMEANS_SELECTION_SAMPLE = 50_000  # customers K-Means chooses k on
@@ -67,6 +68,7 @@ class RunParams:
     notebooks_dir: str | None = None  # default: the notebooks shipped in the package
     kernel_start_timeout: float = KERNEL_START_TIMEOUT
     notebook_timeout: float = NOTEBOOK_TIMEOUT
+    events_path: str | None = None  # behaviour events (--events); "synthetic": the shop's own
 
 
 #: The parameters cell of every report notebook: name -> default (checked by a test).
