@@ -20,7 +20,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "read",
         "clean events",
         "rfm visitbasis",
-        "features synth",
+        "features synth visitkpi",
         "segmenters",
         "evaluate",
         "clustering",

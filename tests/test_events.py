@@ -308,3 +308,71 @@ def test_event_options_defaults():
     opts = EventOptions()
     assert (opts.session_gap_minutes, opts.cart_window_days) == (30, 7)
     assert opts.customer_id == "customer_id" and opts.timestamp == "timestamp"
+
+
+# --------------------------------------------------------------------------- the synthetic shop
+
+
+@pytest.fixture(scope="module")
+def shop_run(tmp_path_factory):
+    """The synthetic shop with events (2,000 buyers + 400 who never buy), on the visits basis."""
+    from segwork.synth import EventSpec, SynthSpec, write_synthetic
+
+    folder = tmp_path_factory.mktemp("shop")
+    write_synthetic(folder, SynthSpec(n_customers=2_000, seed=5), events=EventSpec())
+    # the shop ends 2025-12-31; the clock (now) is later, its 2099 events are in the future
+    prep = prepare(folder / "transactions.parquet", Config(), events_path=folder / "events.parquet")
+    truth = pd.concat(
+        [
+            pd.read_parquet(folder / "personas.parquet", columns=["customer_id", "persona"]),
+            pd.read_parquet(folder / "event_personas.parquet"),
+        ]
+    ).set_index("customer_id")["persona"]
+    return prep, truth
+
+
+def test_visit_map_finds_the_planted_personas(shop_run):
+    prep, truth = shop_run
+    t = prep.table.join(truth)
+    found = pd.crosstab(t["persona"], t["rfm_segment_id"], normalize="index")
+    assert found.loc["newcomer", "new"] >= 0.9
+    assert found.loc["browser", "win_now"] >= 0.9  # recent visits, no order, no cart
+    assert found.loc["cart_abandoner", "cart_abandoners"] >= 0.9
+    assert found.loc["vip", "vip"] >= 0.9  # loyal buyers who visit more than they buy
+    stage = t["rfm_segment_id"].map({s.id: s.stage for s in prep.segment_map.segments})
+    assert (stage[t["persona"].isin(["vip", "loyal"])] == "retention").mean() >= 0.95
+
+
+def test_synthetic_stages_hold_the_people_they_are_for(shop_run):
+    prep, _ = shop_run
+    t = prep.table
+    stage = t["rfm_segment_id"].map({s.id: s.stage for s in prep.segment_map.segments})
+    assert (t.loc[stage == "acquisition", "orders"] == 0).all()
+    assert (t.loc[stage == "conversion", "orders"] == 1).all()
+    assert (t.loc[stage == "retention", "orders"] >= 2).all()
+    sizes = stage.value_counts()
+    assert sizes.min() >= 200 and set(sizes.index) == {"acquisition", "conversion", "retention"}
+    assert prep.basis == "visits" and prep.segment_map.name == "ko_crm_visits"
+
+
+def test_synthetic_events_ledger_catches_the_planted_faults(shop_run):
+    prep, _ = shop_run
+    led = prep.events.ledger
+    led.check()
+    assert led.bot_customers == 2  # one bot per block of 1,000 customers
+    assert set(led.dropped) == {"missing_customer", "in_future", "duplicate", "bot"}
+    assert 2 <= led.dropped["in_future"] <= 4  # two broken clocks per block (some lose the ID)
+    assert (prep.table["orders"] == 0).sum() == 400  # the never-buyers are all kept
+
+
+def test_summary_events_block_states_basis_and_kpis(shop_run):
+    from segwork.summary import events_block
+
+    prep, _ = shop_run
+    block = events_block(prep, Config())
+    assert block is not None and block.non_buyers == 400
+    assert block.rows_in == prep.events.ledger.rows_in
+    kpis = block.stage_kpis
+    assert set(kpis) == {"acquisition", "conversion", "retention"}
+    assert 0 < kpis["acquisition"]["visit_to_first_order"] < 1
+    assert 0 < kpis["conversion"]["cart_recovery"] < 1

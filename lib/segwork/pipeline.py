@@ -250,7 +250,7 @@ def prepare(
 def default_data(params: RunParams, progress: Progress) -> Path:
     """The seeded synthetic shop, written once into the cache folder and reused afterwards."""
     from segwork import synth
-    from segwork.synth import SynthSpec, write_synthetic
+    from segwork.synth import EventSpec, SynthSpec, write_synthetic
 
     # The generator's own source is part of the key: a change to synth.py makes new data,
     # never a stale cache that nbval would replay.
@@ -260,7 +260,7 @@ def default_data(params: RunParams, progress: Progress) -> Path:
     tx = folder / "transactions.parquet"
 
     def cached() -> bool:
-        return tx.is_file() and (folder / "personas.parquet").is_file()
+        return all((folder / f).is_file() for f in (tx.name, "personas.parquet", "events.parquet"))
 
     if cached():
         return tx
@@ -277,6 +277,7 @@ def default_data(params: RunParams, progress: Progress) -> Path:
                 tmp,
                 spec,
                 progress=lambda done, total: progress(f"  {done:,} / {total:,} customers"),
+                events=EventSpec(),
             )
     return tx
 
