@@ -27,7 +27,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "profile",
         "pipeline summary",
         "artifacts",
-        "report.fonts report.figures report.cards report.views report.export",
+        "report.fonts report.figures report.cards report.views report.export report.visits",
         "report.pages report.execute",
         "report.session report",
         "run",
