@@ -376,3 +376,11 @@ def test_summary_events_block_states_basis_and_kpis(shop_run):
     assert set(kpis) == {"acquisition", "conversion", "retention"}
     assert 0 < kpis["acquisition"]["visit_to_first_order"] < 1
     assert 0 < kpis["conversion"]["cart_recovery"] < 1
+
+
+def test_empty_event_type_is_kept_as_other_and_named(tmp_path):
+    rows = [("1", "2024-03-01 10:00", "view"), ("1", "2024-03-01 10:02", "")]
+    prep = _run(tmp_path, rows, as_of=dt.date(2024, 4, 1))
+    assert prep.events.ledger.kept_by_type == {"other": 1, "view": 1}
+    warning = next(w for w in prep.warnings if w[0] == "unmapped_event_types")
+    assert warning[2] == {"n": 1, "values": ["(empty)"]}

@@ -60,3 +60,9 @@ def test_segment_kpis_use_each_segments_stage_and_members(table):
 def test_kpis_need_the_visit_columns():
     with pytest.raises(ValueError, match="run with --events"):
         kpi_values(pd.DataFrame({"orders": [1]}))
+
+
+def test_segment_kpis_from_the_artefact_dict(table):
+    smap = load_map("ko_crm_visits")
+    as_dict = {"segments": [{"id": s.id, "stage": s.stage} for s in smap.segments]}
+    assert segment_kpis(table, as_dict, 90) == segment_kpis(table, smap, 90)

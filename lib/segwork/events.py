@@ -341,8 +341,9 @@ def classify_events(
 def unmapped_types(con: duckdb.DuckDBPyConnection, limit: int = 8) -> tuple[int, list[str]]:
     """How many kept rows have an event type segwork could not map, and the commonest values."""
     rows = con.execute(
-        f"SELECT raw_type, count(*) AS n FROM {EV_CLASSIFIED} WHERE reason IS NULL "
-        f"AND event_type = 'other' GROUP BY raw_type ORDER BY n DESC, raw_type LIMIT {limit}"
+        f"SELECT coalesce(raw_type, '(empty)') AS t, count(*) AS n FROM {EV_CLASSIFIED} "
+        f"WHERE reason IS NULL AND event_type = 'other' GROUP BY t ORDER BY n DESC, t "
+        f"LIMIT {limit}"
     ).fetchall()
     total = con.execute(
         f"SELECT count(*) FROM {EV_CLASSIFIED} WHERE reason IS NULL AND event_type = 'other'"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -66,17 +67,28 @@ def stage_kpis(
     return {s: {k: values[k] for k in STAGE_KPIS[s]} for s in STAGES}
 
 
+def map_stages(segment_map: SegmentMap | Mapping[str, Any]) -> dict[str, str]:
+    """Segment id -> stage id in map order, from a loaded map or its artefact (segment_map.json)."""
+    if isinstance(segment_map, SegmentMap):
+        return {s.id: s.stage for s in segment_map.segments}
+    return {str(s["id"]): str(s["stage"]) for s in segment_map["segments"]}
+
+
 def segment_kpis(
     table: pd.DataFrame,
-    segment_map: SegmentMap,
+    segment_map: SegmentMap | Mapping[str, Any],
     repeat_window_days: int = 90,
     column: str = "rfm_segment_id",
 ) -> dict[str, dict[str, float | None]]:
-    """Segment id -> its stage's KPI ids -> value over the segment's customers (map order)."""
+    """Segment id -> its stage's KPI ids -> value over the segment's customers (map order).
+
+    ``table`` is the customer table of a run with events (``prep.table``, or the customers
+    artefact); ``segment_map`` a loaded map or the artefact's ``segment_map.json`` dict.
+    """
     groups: Mapping[str, pd.DataFrame] = dict(tuple(table.groupby(column, sort=False)))
     out: dict[str, dict[str, float | None]] = {}
-    for seg in segment_map.segments:
-        members = groups.get(seg.id, table.iloc[0:0])
+    for seg, stage in map_stages(segment_map).items():
+        members = groups.get(seg, table.iloc[0:0])
         values = kpi_values(members, repeat_window_days)
-        out[seg.id] = {k: values[k] for k in STAGE_KPIS[seg.stage]}
+        out[seg] = {k: values[k] for k in STAGE_KPIS[stage]}
     return out
