@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from segwork import events, visitbasis
+from segwork import events
 from segwork.errors import SegworkInputError
 from segwork.pipeline import prepare
 from segwork.schema import Config, EventOptions, config_from_dict
@@ -188,16 +188,6 @@ def test_orders_basis_keeps_non_buyers_at_the_bottom(tmp_path):
     # a non-buyer has gone the whole window (from the first order, 2024-03-01) without buying
     assert t.loc["888", "recency_days"] == 31 and t.loc["888", "frequency"] == 0
     assert t.loc["888", ["r_score", "f_score", "m_score"]].tolist() == [1, 1, 1]
-
-
-def test_basis_defaults_and_refusals():
-    assert visitbasis.resolve_basis(None, has_events=False) == "orders"
-    assert visitbasis.resolve_basis(None, has_events=True) == "visits"
-    assert visitbasis.resolve_basis("orders", has_events=True) == "orders"
-    with pytest.raises(SegworkInputError, match="rfm.basis is visits but no events"):
-        visitbasis.resolve_basis("visits", has_events=False)
-    assert visitbasis.map_for_basis("ko_crm10", "visits") == "ko_crm_visits"
-    assert visitbasis.map_for_basis("classic11", "visits") == "classic11"
 
 
 def test_carts_abandoned_open_and_recovered(tmp_path):
