@@ -74,18 +74,23 @@ def run_once(path: str, memory_limit: str, threads: int | None) -> dict[str, obj
     opts = EventOptions()
     secs: dict[str, float] = {}
     t0 = time.perf_counter()
+
+    def done(step: str, since: float) -> None:
+        secs[step] = time.perf_counter() - since
+        print(f"  [{time.perf_counter() - t0:7.1f}s] {step} done", file=sys.stderr, flush=True)
+
     src = events.open_events(path, opts, store.con)
-    secs["read"] = time.perf_counter() - t0
+    done("read", t0)
     t = time.perf_counter()
     ledger = events.classify_events(store.con, opts, AS_OF, NOW, has_type=True)
-    secs["ledger"] = time.perf_counter() - t
+    done("ledger", t)
     t = time.perf_counter()
     ledger.visits = events.sessionise(store.con, opts.session_gap_minutes, has_session=False)
-    secs["visits"] = time.perf_counter() - t
+    done("visits", t)
     ledger.check()
     t = time.perf_counter()
     per_customer = events.visit_aggregate(store.con, opts.cart_window_days, AS_OF, orders=None)
-    secs["aggregate"] = time.perf_counter() - t
+    done("aggregate", t)
     secs["total"] = time.perf_counter() - t0
     return {
         "format": src.format,
@@ -134,10 +139,11 @@ def main() -> None:
             ]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
-            done = subprocess.run(cmd, capture_output=True, text=True, cwd=spill, check=False)
-        if done.returncode != 0:
-            sys.exit(f"repeat {i + 1} failed: {done.stderr.strip().splitlines()[-1:]}")
-        res = json.loads(done.stdout.strip().splitlines()[-1])
+            # progress lines (stderr) pass through; the figures come back as JSON on stdout
+            child = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=spill, check=False)
+        if child.returncode != 0:
+            sys.exit(f"repeat {i + 1} failed with exit code {child.returncode}")
+        res = json.loads(child.stdout.strip().splitlines()[-1])
         results.append(res)
         print(f"repeat {i + 1}: {res['seconds']} peak RSS {res['peak_rss_mb']:,} MB", flush=True)
     totals = sorted(r["seconds"]["total"] for r in results)
