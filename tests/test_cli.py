@@ -174,3 +174,34 @@ def test_excel_run_keeps_text_ids_and_states_sheets_and_date_format(tmp_path):
     ids = [ws.cell(row=r, column=1) for r in range(2, 5)]
     assert sorted(c.value for c in ids) == ["000123", "0123", "123"]
     assert {c.data_type for c in ids} == {"s"}
+
+
+def test_run_with_events_keeps_non_buyers_and_states_the_basis(tmp_path):
+    data = write_uci_csv(tmp_path / "tx.csv", n_customers=30)
+    ev = tmp_path / "ev.csv"
+    rows = [f"{1000 + c},2024-03-0{1 + c % 5} 10:00,page_view" for c in range(30)]
+    rows += [f"9{c:03d},2024-03-2{c % 9} 11:00,add_to_cart" for c in range(12)]  # never buy
+    rows += ["1000,2099-01-01 10:00,visit", ",2024-03-01 10:00,visit"]  # future, no customer
+    ev.write_text("customer_id,timestamp,event_type\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["run", "--data", str(data), "--events", str(ev), "--out", str(out)]
+    assert main([*args, "--no-report", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["rfm"]["basis"] == "visits" and summary["rfm"]["segment_map"] == "ko_crm_visits"
+    e = summary["events"]
+    assert e["rows_in"] == 44 and e["rows_kept"] == 42 and e["non_buyers"] == 12
+    assert e["dropped"] == {"missing_customer": 1, "in_future": 1}
+    seg = pd.read_csv(out / "segments.csv", dtype={"customer_id": str}, encoding="utf-8-sig")
+    assert (
+        len(seg) == 42 and (seg.loc[seg["customer_id"].str.startswith("9"), "monetary"] == 0).all()
+    )
+
+
+def test_events_flag_errors_exit_2_one_line(tmp_path, capsys):
+    data = write_uci_csv(tmp_path / "tx.csv", n_customers=5)
+    base = ["run", "--data", str(data), "--no-report", "--quiet", "--out", str(tmp_path / "o")]
+    assert main([*base, "--events", str(tmp_path / "nope.csv")]) == 2
+    assert main([*base, "--events", "synthetic"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "nope.csv: file not found" in err[0]
+    assert "--events synthetic: only the synthetic shop" in err[1]

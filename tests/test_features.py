@@ -151,3 +151,21 @@ def test_set_params_changes_the_matrix() -> None:
 )
 def test_sklearn_estimator_checks(check) -> None:
     check(type(FeatureBuilder()).__name__, FeatureBuilder())
+
+
+def test_visit_features_feed_the_builder_with_nan_filled() -> None:
+    table = pd.DataFrame(
+        {
+            "recency_days": [1, 30, 200, 5],
+            "visits": [10, 2, 0, 4],
+            "days_to_first_order": [3.0, np.nan, np.nan, 9.0],  # non-buyers have none
+        }
+    )
+    fb = FeatureBuilder(
+        columns=("recency_days", "visits", "days_to_first_order"), scale="none"
+    ).fit(table)
+    x = fb.transform(table)
+    assert np.isfinite(x).all()
+    # the missing ones take the median learnt at fit, of the log1p'd values
+    assert x[1, 2] == pytest.approx((np.log1p(3.0) + np.log1p(9.0)) / 2)
+    assert x[0, 1] == pytest.approx(np.log1p(10))

@@ -13,7 +13,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.preprocessing import StandardScaler
 
-from segwork.synth import PERSONAS, SynthSpec, generate, write_synthetic
+from segwork.synth import PERSONAS, EventSpec, SynthSpec, generate, generate_events, write_synthetic
 
 SPEC = SynthSpec(n_customers=3_000, seed=0)
 NON_PRODUCT = ("POST", "M", "BANK CHARGES")
@@ -189,3 +189,50 @@ def test_personas_separable_in_rfm(shop: tuple[pd.DataFrame, pd.DataFrame]) -> N
 def test_bad_spec_rejected(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         SynthSpec(**kwargs)
+
+
+# --------------------------------------------------------------------------- behaviour events
+
+
+def test_events_leave_the_transactions_unchanged(tmp_path: Path) -> None:
+    spec = SynthSpec(n_customers=1_500, seed=4, block_customers=500)
+    write_synthetic(tmp_path / "a", spec, chunk_customers=500, events=EventSpec())
+    write_synthetic(tmp_path / "b", spec, chunk_customers=1_500)
+    a = pq.read_table(tmp_path / "a" / "transactions.parquet")
+    b = pq.read_table(tmp_path / "b" / "transactions.parquet")
+    assert a.equals(b)
+    assert not (tmp_path / "b" / "events.parquet").exists()
+    written = pq.read_table(tmp_path / "a" / "events.parquet").to_pandas()
+    events, planted = generate_events(spec)  # chunking does not change the events either
+    pd.testing.assert_frame_equal(written, events)
+    assert list(pq.read_table(tmp_path / "a" / "event_personas.parquet").to_pandas().columns) == [
+        "customer_id",
+        "persona",
+    ]
+
+
+def test_events_plant_their_personas_and_faults() -> None:
+    spec = SynthSpec(n_customers=1_000, seed=2)
+    events, planted = generate_events(spec)
+    trans, personas = generate(spec)
+    assert planted["persona"].value_counts().to_dict() == {
+        "browser": 100,
+        "cart_abandoner": 60,
+        "newcomer": 40,
+    }
+    assert not set(planted["customer_id"]) & set(trans["customer_id"].dropna())  # never buy
+    mine = events[events["customer_id"].isin(planted["customer_id"])]
+    assert "purchase" not in set(mine["event_type"])
+    abandoners = planted.loc[planted["persona"] == "cart_abandoner", "customer_id"]
+    carts = mine[mine["event_type"] == "cart"]["customer_id"]
+    assert set(abandoners) <= set(carts)
+    # loyal and vip customers visit more often than they buy
+    visits = events[events["event_type"] == "visit"].groupby("customer_id").size()
+    loyal = personas[personas["persona"].isin(["vip", "loyal"])].set_index("customer_id")
+    assert (visits.reindex(loyal.index) > 2 * loyal["n_orders"]).mean() > 0.9
+    # faults: one bot per block, broken clocks, lost IDs and doubled rows
+    bot = (events["customer_id"] == "BOT00000").sum()  # a few lose their ID or are doubled
+    assert abs(bot - EventSpec().bot_events) < 0.01 * EventSpec().bot_events
+    assert (events["timestamp"].dt.year == 2099).sum() == EventSpec().future_per_block
+    assert 0.001 < events["customer_id"].isna().mean() < 0.004
+    assert events.duplicated().sum() > 0

@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="CSV, Excel or Parquet of transactions (default: synthetic shop)",
     )
     r.add_argument(
+        "--events",
+        metavar="FILE",
+        default=None,
+        help="CSV, Excel or Parquet of behaviour events (visits, views, carts, sign-ups) to "
+        "segment on visits; 'synthetic' uses the synthetic shop's events (default: none)",
+    )
+    r.add_argument(
         "--config",
         metavar="FILE",
         default=None,
@@ -225,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             params = RunParams(
                 data_path=args.data,
+                events_path=args.events,
                 config_path=args.config,
                 as_of=args.as_of,
                 out_dir=args.out,

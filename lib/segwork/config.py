@@ -27,6 +27,7 @@ LANGS = languages()  # every language with a text catalogue (text/<lang>.yaml)
 DEFAULT_SEED = 0
 DEFAULT_SYNTH_CUSTOMERS = 5_000
 DEFAULT_LANG = "ko"
+SYNTHETIC_EVENTS = "synthetic"  # --events value naming the synthetic shop's events file
 MAX_FIT_SIZE = 20_000  # Ward and HDBSCAN fit on a sample above this many customers
 SILHOUETTE_SAMPLE = 10_000  # customers scored for the silhouette
 KMEANS_SELECTION_SAMPLE = 50_000  # customers K-Means chooses k on
@@ -86,6 +87,7 @@ class RunParams:
     auto_compare: bool = True  # compare with the latest earlier month under reports_root
     k: int | None = None  # a fixed number of clusters; None: config cluster.k, else chosen
     k_range: tuple[int, int] | None = None  # range k is chosen in; None: config cluster.k_range
+    events_path: str | None = None  # behaviour events (--events); "synthetic": the shop's own
 
 
 #: The parameters cell of every report notebook: name -> default (checked by a test).

@@ -26,7 +26,17 @@ from segwork.errors import SegworkInputError
 
 DEFAULT_FEATURES = ("recency_days", "frequency", "monetary")
 OPTIONAL_FEATURES = ("tenure_days", "avg_order_value", "mean_interpurchase_days")
-ALLOWED_FEATURES = DEFAULT_FEATURES + OPTIONAL_FEATURES
+#: Present when a run has events (segwork.visitbasis); NaN (no visit, no order) gets the median.
+VISIT_FEATURES = (
+    "visits",
+    "views",
+    "carts",
+    "carts_abandoned",
+    "first_visit_days",
+    "visit_conversion",
+    "days_to_first_order",
+)
+ALLOWED_FEATURES = DEFAULT_FEATURES + OPTIONAL_FEATURES + VISIT_FEATURES
 _CLIP_AT_ZERO = ("monetary", "avg_order_value")
 _TRANSFORMS = ("log1p", "yeo-johnson", "none")
 _SCALES = ("standard", "robust", "none")

@@ -6,6 +6,7 @@ store it holds (:class:`segwork.store.Store`) still has the kept lines for chart
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import time
 from collections.abc import Callable, Iterator
@@ -19,9 +20,9 @@ import duckdb
 import pandas as pd
 from sklearn.base import clone
 
-from segwork import clean, currency, migrate, rfm
+from segwork import clean, currency, events, migrate, rfm, visitbasis
 from segwork.clustering import ClusterConfig, ClusteringResult, run_clustering
-from segwork.config import RunParams, check_params, parse_as_of
+from segwork.config import SYNTHETIC_EVENTS, RunParams, check_params, parse_as_of
 from segwork.errors import SegworkInputError
 from segwork.feedback import latest_feedback
 from segwork.maps import SegmentMap
@@ -71,6 +72,10 @@ class Prepared:
     #: data-quality warnings found while computing, as (code, message, params)
     warnings: tuple[Notice, ...] = ()
     currency: str | None = None  # ISO 4217 code the report shows money in (None: plain numbers)
+    #: the behaviour events (--events), None without them
+    events: events.EventsResult | None = None
+    #: what R and F count: "orders" or "visits" (rfm.basis as run)
+    basis: str = "orders"
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -190,24 +195,51 @@ def prepare(
     as_of: date | None = None,
     progress: Progress | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
+    events_path: str | Path | None = None,
+    now: dt.datetime | None = None,
 ) -> Prepared:
-    """Read, clean with the ledger, and segment by RFM; bad input raises SegworkInputError."""
+    """Read, clean with the ledger, and segment by RFM; bad input raises SegworkInputError.
+
+    With ``events_path`` the events are read and ledgered too, their customers join the table
+    (non-buyers included) and R and F count visits unless ``rfm.basis`` says orders; events
+    after ``now`` (default: the clock) are dropped as in the future.
+    """
     say = progress or (lambda _msg: None)
     store = Store(con) if con is not None else Store.open()
     con = store.con
     timer = Timer()
     path = Path(data_path)
     _check_cancel_status(cfg, path)
+    basis = visitbasis.resolve_basis(cfg.rfm.basis, events_path is not None)
+    now = now or dt.datetime.now()
     with timer.stage("read"):
         say(f"reading {path}")
         source = open_source(path, cfg, con)
+        ev_source = None
+        if events_path is not None:
+            say(f"reading events {events_path}")
+            ev_source = events.open_events(events_path, cfg.events, con)
     with timer.stage("ledger_rfm"):
         say("cleaning (ledger) and building the RFM table")
         ledger, used, table, na_ids = compute_ledger_and_rfm(con, cfg, as_of, path)
         clean.create_kept_view(con, exclude_customers=na_ids)
+    ev = None
+    if ev_source is not None:
+        with timer.stage("events"):
+            last_event = events.latest_event(con, now)
+            if as_of is None and last_event is not None and last_event >= used:
+                used = last_event + dt.timedelta(days=1)  # the day after the latest of either
+                table = rfm.rfm_table(con, used)
+            say("events ledger, visits and visit features")
+            ev = events.prepare_events(
+                con, ev_source.path, cfg.events, used, now, orders=store.kept, source=ev_source
+            )
+            first = min(rfm.earliest_purchase(con) or used, used)
+            table = visitbasis.customer_table(table, ev.customers, basis, used, first)
     with timer.stage("rfm_segments"):
         say(f"scoring {len(table):,} customers and assigning RFM segments")
-        seg = rfm.RFMSegmenter(cfg.rfm.segment_map, cfg.rfm.bins, cfg.rfm.fixed_edges).fit(table)
+        smap = visitbasis.map_for_basis(cfg.rfm.segment_map, basis)
+        seg = rfm.RFMSegmenter(smap, cfg.rfm.bins, cfg.rfm.fixed_edges).fit(table)
         table = table.join(seg.scores_)
         table["rfm_segment_id"] = seg.labels_
     last = rfm.latest_purchase(con) or used
@@ -223,15 +255,17 @@ def prepare(
         segmenter=seg,
         timings=timer,
         store=store,
-        warnings=data_warnings(con, used, last, na_ids),
+        warnings=data_warnings(con, used, last, na_ids) + (ev.warnings if ev else ()),
         currency=currency.resolve(cfg.report.currency, country, share),
+        events=ev,
+        basis=basis,
     )
 
 
 def default_data(params: RunParams, progress: Progress) -> Path:
     """The seeded synthetic shop, written once into the cache folder and reused afterwards."""
     from segwork import synth
-    from segwork.synth import SynthSpec, write_synthetic
+    from segwork.synth import EventSpec, SynthSpec, write_synthetic
 
     # The generator's own source is part of the key: a change to synth.py makes new data,
     # never a stale cache that nbval would replay.
@@ -241,7 +275,7 @@ def default_data(params: RunParams, progress: Progress) -> Path:
     tx = folder / "transactions.parquet"
 
     def cached() -> bool:
-        return tx.is_file() and (folder / "personas.parquet").is_file()
+        return all((folder / f).is_file() for f in (tx.name, "personas.parquet", "events.parquet"))
 
     if cached():
         return tx
@@ -258,8 +292,24 @@ def default_data(params: RunParams, progress: Progress) -> Path:
                 tmp,
                 spec,
                 progress=lambda done, total: progress(f"  {done:,} / {total:,} customers"),
+                events=EventSpec(),
             )
     return tx
+
+
+def events_file(params: RunParams, data: Path) -> Path | None:
+    """The --events file: a path, or ``synthetic`` for the events beside the synthetic shop."""
+    if params.events_path is None:
+        return None
+    if params.events_path != SYNTHETIC_EVENTS:
+        return Path(params.events_path)
+    beside = data.parent / "events.parquet"
+    if params.data_path is not None or not beside.is_file():
+        raise SegworkInputError(
+            f"--events {SYNTHETIC_EVENTS}: only the synthetic shop (no --data) has events "
+            "of its own; give the events file's path"
+        )
+    return beside
 
 
 def load_truth(data_path: Path) -> pd.Series | None:
@@ -310,7 +360,7 @@ def start(params: RunParams, progress: Progress | None = None) -> tuple[Config, 
     cfg = load_config(params.config_path)
     as_of = parse_as_of(params.as_of)
     data = Path(params.data_path) if params.data_path else default_data(params, say)
-    prep = prepare(data, cfg, as_of, progress=say)
+    prep = prepare(data, cfg, as_of, progress=say, events_path=events_file(params, data))
     say(
         f"as-of date {prep.as_of} ({'given' if prep.as_of_given else 'day after the latest kept transaction'})"
     )

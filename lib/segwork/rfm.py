@@ -191,13 +191,18 @@ class RFMSegmenter(ClusterMixin, BaseEstimator):
             )
         self.edges_ = fit_edges(X, self.bins, self.fixed_edges)
         self.scores_ = score(X, self.edges_, self.bins)
-        self.labels_ = self._name(self.map_.assign(self.scores_))
+        self.labels_ = self._name(self.map_.assign(self._cells(X, self.scores_)))
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Segment ids (or names) for customers scored with the fitted edges."""
         check_is_fitted(self, "edges_")
-        return self._name(self.map_.assign(score(X, self.edges_, self.bins)))
+        return self._name(self.map_.assign(self._cells(X, score(X, self.edges_, self.bins))))
+
+    def _cells(self, X: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+        """The scores, plus the visit features a map with visit conditions tests."""
+        present = [c for c in self.map_.features if c in X.columns]
+        return scores.join(X[present]) if present else scores
 
     def _name(self, ids: np.ndarray) -> np.ndarray:
         if self.label_lang is None:

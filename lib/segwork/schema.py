@@ -145,6 +145,33 @@ class RFMOptions:
     bins: int = 5
     segment_map: str = "ko_crm10"
     fixed_edges: dict[str, list[float]] | None = None  # {"recency_days": [...], ...}
+    # "orders": R and F from orders; "visits": from the events (--events); None = visits when
+    # events are given, else orders
+    basis: Literal["orders", "visits"] | None = None
+
+
+@dataclass(frozen=True)
+class EventOptions:
+    """The behaviour-events file (``--events``): its headers, event types, visits and bot rule.
+
+    ``event_types`` maps the file's values (compared trimmed and lower-cased) to visit, view,
+    cart, purchase or signup, on top of the common spellings segwork knows; other values are
+    kept as ``other`` (they still make a visit) and named in a warning.
+    """
+
+    customer_id: str = "customer_id"
+    timestamp: str = "timestamp"
+    event_type: str | None = None  # None: a column named event_type is used when present
+    session_id: str | None = None  # None: a column named session_id is used when present
+    event_types: dict[str, str] | None = None  # file value -> visit|view|cart|purchase|signup
+    session_gap_minutes: int = 30  # without session_id, a longer gap starts a new visit
+    max_events_per_day: float = 500.0  # a customer above this (per active day) is a bot
+    cart_window_days: int = 7  # a cart with no order within this many days is abandoned
+    repeat_window_days: int = 90  # retention KPI: repeat buyers who ordered this recently
+    encoding: str = "auto"
+    date_format: str | None = None
+    sheet: str | int | None = None
+    header_row: int | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +216,7 @@ class Config:
     report: ReportOptions = field(default_factory=ReportOptions)
     campaign: CampaignColumns = field(default_factory=CampaignColumns)
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
+    events: EventOptions = field(default_factory=EventOptions)
 
 
 #: How each annotation is named in an error: (singular, plural).
@@ -336,7 +364,7 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
     raw = raw or {}
     if not isinstance(raw, dict):
         raise SegworkInputError(f"{source}: the config must be a mapping with keys columns, read")
-    allowed = {"columns", "read", "clean", "rfm", "cluster", "report", "campaign"}
+    allowed = {"columns", "read", "clean", "rfm", "events", "cluster", "report", "campaign"}
     unknown = sorted(str(k) for k in set(raw) - allowed)
     if unknown:
         close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
@@ -368,11 +396,14 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
             f"{source}: read.header_row counts from 1 (the file's first row), not {read.header_row}"
         )
     campaign = _build(CampaignColumns, "campaign", raw.get("campaign"), source)
+    events = _build(EventOptions, "events", raw.get("events"), source)
+    _check_events(events, source)
     return Config(
         columns=columns,
         read=read,
         clean=rules,
         rfm=rfm,
+        events=events,
         cluster=cluster_options(raw, source),
         report=report,
         campaign=campaign,
@@ -392,6 +423,25 @@ def cluster_options(raw: dict[str, Any], source: str) -> ClusterOptions:
             f"{source}: cluster.dbcv_threshold must be between -1 and 1, not {opts.dbcv_threshold}"
         )
     return opts
+
+
+#: The event types segwork understands (``events.event_types`` maps file values onto them).
+EVENT_TYPES = ("visit", "view", "cart", "purchase", "signup")
+
+
+def _check_events(ev: EventOptions, source: str) -> None:
+    """Refuse event settings no run can use: unknown target types, non-positive windows."""
+    for value, target in (ev.event_types or {}).items():
+        if target not in EVENT_TYPES:
+            raise SegworkInputError(
+                f"{source}: events.event_types.{value} is {target!r}; use one of "
+                f"{', '.join(EVENT_TYPES)}"
+            )
+    for key in ("session_gap_minutes", "max_events_per_day", "cart_window_days"):
+        if not getattr(ev, key) > 0:
+            raise SegworkInputError(
+                f"{source}: events.{key} must be positive, not {getattr(ev, key)}"
+            )
 
 
 def load_config(path: str | Path | None) -> Config:

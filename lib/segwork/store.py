@@ -17,6 +17,9 @@ MATCHED = "tx_matched"  # purchases removed by a matching cancellation (clean.py
 CLASSIFIED = "tx_classified"  # every line with its one ledger reason (clean.py)
 KEPT = "tx_kept"  # the lines that count (clean.py)
 BY_CUSTOMER = "cust_reason"  # per customer and reason: rows, revenue, orders, dates (clean.py)
+EVENTS = "ev"  # the canonical, typed behaviour events (events.py)
+EV_CLASSIFIED = "ev_classified"  # every event with its one ledger reason (events.py)
+EV_VISITS = "ev_visits"  # kept events numbered into visits (events.py)
 
 
 def connect(memory_limit: str = "2GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serial
 from segwork.clean import REASONS
 from segwork.config import RunParams
 from segwork.errors import SegworkInputError
+from segwork.events import REASONS as EVENT_REASONS
 from segwork.feedback import Feedback
 from segwork.maps import STAGES
 from segwork.schema import Config
@@ -105,6 +106,44 @@ class Ledger(Model):
     dropped: dict[Reason, Dropped]
 
 
+EventReason = Literal[EVENT_REASONS]  # type: ignore[valid-type]  # the events ledger's reasons
+EventType = Literal["visit", "view", "cart", "purchase", "signup", "other"]
+KpiId = Literal[
+    "visit_to_first_order",
+    "second_order_rate",
+    "cart_recovery",
+    "repeat_rate",
+    "revenue_per_customer",
+]
+
+
+class EventsSource(Model):
+    """The events file as read: format, encoding, the headers used and the time format."""
+
+    path: str
+    format: Literal["parquet", "csv", "excel"]
+    encoding: str | None
+    mapping: dict[str, str]  # customer_id / timestamp / event_type / session_id -> header
+    date_format: str | None
+    header_row: int
+    sheets: list[str] | None
+
+
+class Events(Model):
+    """The behaviour events (--events): their ledger, visits, non-buyers and stage KPIs."""
+
+    source: EventsSource
+    rows_in: int
+    rows_kept: int
+    customers_kept: int
+    visits: int
+    bot_customers: int
+    dropped: dict[EventReason, int]  # reason -> rows, in rule order
+    kept_by_type: dict[EventType, int]
+    non_buyers: int  # customers seen only in events, kept with no orders and monetary 0
+    stage_kpis: dict[Stage, dict[KpiId, float | None]]  # current values over all customers
+
+
 class Note(Model):
     """A clustering method's note (sampling, a degenerate fit): a catalogue code and its values."""
 
@@ -163,6 +202,7 @@ class RFM(Model):
     bins: int
     edges: dict[RFMColumn, BinEdges]
     groups: dict[str, RFMGroup]  # segment id -> group, in map order
+    basis: Literal["orders", "visits"] = "orders"  # what R and F count (rfm.basis as run)
 
 
 # --------------------------------------------------------------------------- clustering
@@ -525,6 +565,7 @@ class Summary(Model):
     clustering: Clustering | None = None  # None when the run skipped clustering
     migration: Migration | None = None  # with --compare-to or an earlier month's report
     feedback: Feedback | None = None  # the latest campaign feedback found in the reports folder
+    events: Events | None = None  # None when the run had no events file
     params: RunParams
     config: Config
     environment: Environment
@@ -665,6 +706,30 @@ def data_warnings(prep: Prepared) -> list[DataWarning]:
     ]
 
 
+def events_block(prep: Prepared, cfg: Config) -> Events | None:
+    """The events ledger, visits, non-buyers and the stages' KPI values; None without events."""
+    from segwork.visitkpi import stage_kpis
+
+    ev = prep.events
+    if ev is None:
+        return None
+    src = ev.source
+    return Events(
+        source=EventsSource(
+            path=str(src.path),
+            format=src.format,
+            encoding=src.encoding,
+            mapping=dict(src.mapping),
+            date_format=src.date_format,
+            header_row=src.header_row,
+            sheets=list(src.sheets) if src.sheets is not None else None,
+        ),
+        **ev.ledger.as_dict(),
+        non_buyers=int((prep.table["orders"] == 0).sum()),
+        stage_kpis=stage_kpis(prep.table, cfg.events.repeat_window_days),
+    )
+
+
 def build_summary(
     prep: Prepared,
     cfg: Config,
@@ -732,8 +797,10 @@ def build_summary(
             bins=prep.segmenter.bins,
             edges=edges,
             groups=groups,
+            basis=prep.basis,
         ),
         clustering=clus,
+        events=events_block(prep, cfg),
         params=params,
         config=cfg,
         environment=Environment(python=platform.python_version(), platform=sys.platform),

@@ -8,6 +8,7 @@ vectorised numpy plus pyarrow ``take``; no Python loop runs per customer or per 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -527,21 +528,242 @@ def write_synthetic(
     spec: SynthSpec,
     chunk_customers: int = 50_000,
     progress: Callable[[int, int], None] | None = None,
+    events: EventSpec | None = None,
 ) -> tuple[Path, Path]:
     """Write out_dir/transactions.parquet and out_dir/personas.parquet chunk by chunk (low RAM).
 
+    With ``events`` also events.parquet (visits, views, carts, purchases, sign-ups) and
+    event_personas.parquet (the customers who never buy); the transactions are the same.
     ``chunk_customers`` is rounded up to whole blocks; the rows never depend on it.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_path, p_path = out / "transactions.parquet", out / "personas.parquet"
-    with (
-        pq.ParquetWriter(t_path, TRANSACTION_SCHEMA, compression="zstd") as tw,
-        pq.ParquetWriter(p_path, PERSONA_SCHEMA, compression="zstd") as pw,
-    ):
-        for trans, truth, done in _chunks(spec, chunk_customers):
+    with contextlib.ExitStack() as stack:
+        tw = stack.enter_context(pq.ParquetWriter(t_path, TRANSACTION_SCHEMA, compression="zstd"))
+        pw = stack.enter_context(pq.ParquetWriter(p_path, PERSONA_SCHEMA, compression="zstd"))
+        if events is None:
+            chunks = ((t, p, None, None, d) for t, p, d in _chunks(spec, chunk_customers))
+        else:
+            chunks = _event_chunks(spec, events, chunk_customers)
+            ew = stack.enter_context(
+                pq.ParquetWriter(out / "events.parquet", EVENT_SCHEMA, compression="zstd")
+            )
+            qw = stack.enter_context(
+                pq.ParquetWriter(
+                    out / "event_personas.parquet", EVENT_PERSONA_SCHEMA, compression="zstd"
+                )
+            )
+        for trans, truth, evs, planted, done in chunks:
             tw.write_table(trans, row_group_size=1_000_000)
             pw.write_table(truth, row_group_size=1_000_000)
+            if evs is not None:
+                ew.write_table(evs, row_group_size=1_000_000)
+                qw.write_table(planted, row_group_size=1_000_000)
             if progress is not None:
                 progress(done, spec.n_customers)
     return t_path, p_path
+
+
+# --------------------------------------------------------------------------- behaviour events
+
+#: Customers who appear only in the events (never buy), planted beside the order personas.
+EVENT_PERSONAS: tuple[str, ...] = ("newcomer", "browser", "cart_abandoner")
+EVENT_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("timestamp", pa.timestamp("us")),
+        ("event_type", pa.string()),
+    ]
+)
+EVENT_PERSONA_SCHEMA = pa.schema([("customer_id", pa.string()), ("persona", pa.string())])
+_EVENT_ONLY_IDS = 50_000_001  # event-only customer IDs start here (buyers start at 100001)
+_US_PER_MIN = 60_000_000
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """The shop's behaviour events: event-only personas, browsing intensity and faults.
+
+    Events draw from their own seed stream per block (``spawn_key=(2, block)``), so the
+    transactions of a spec are the same with or without them.
+    """
+
+    event_only_shares: tuple[float, ...] = (0.04, 0.10, 0.06)  # EVENT_PERSONAS, of n_customers
+    browse_per_order: tuple[float, ...] = (3.0, 3.0, 0.5, 0.5, 0.5, 0.5)  # PERSONAS order
+    duplicate_rate: float = 0.002  # share of events written twice
+    missing_customer_rate: float = 0.002  # share of events with no customer ID
+    future_per_block: int = 2  # events stamped in 2099 (a broken clock), per block
+    bot_events: int = 3_000  # one bot per block logs this many views in one day
+
+
+def _visit_events(
+    rng: np.random.Generator, start: np.ndarray, views: np.ndarray, cart: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(visit index, timestamp, type) for visits: a visit, ``views`` views a few minutes apart,
+    and a cart when ``cart``; every gap is under 10 minutes, so each stays one visit."""
+    n = start.size
+    per = 1 + views + cart.astype(np.int64)
+    owner = np.repeat(np.arange(n), per)
+    pos = np.arange(owner.size) - np.repeat(np.cumsum(per) - per, per)
+    step = rng.integers(1, 10, owner.size) * _US_PER_MIN
+    step[pos == 0] = 0
+    ts = start[owner] + np.cumsum(step) - np.repeat(np.cumsum(step)[np.cumsum(per) - per], per)
+    kind = np.where(pos == 0, 0, np.where(pos <= views[owner], 1, 2))  # visit, view, cart
+    return owner, ts, kind
+
+
+_KIND_NAMES = np.array(["visit", "view", "cart", "purchase", "signup"], dtype=object)
+
+
+def _event_block(
+    spec: SynthSpec, ev: EventSpec, shop: _Shop, block: int, trans: pa.Table, truth: pa.Table
+) -> tuple[pa.Table, pa.Table]:
+    """Events of one block: order sessions, browsing, event-only personas, bots and faults."""
+    rng = np.random.default_rng(np.random.SeedSequence(spec.seed, spawn_key=(2, block)))
+    end_day = spec.n_days - 1
+    cust_ids: list[np.ndarray] = []
+    stamps: list[np.ndarray] = []
+    kinds: list[np.ndarray] = []
+
+    # 1. every purchase order is a visit: views, a cart, then the purchase at the order's time
+    t = trans.to_pandas()
+    buys = t[t["customer_id"].notna() & ~t["invoice_id"].str.startswith("C")]
+    orders = buys.drop_duplicates("invoice_id")[["customer_id", "invoice_date"]]
+    at = orders["invoice_date"].to_numpy("datetime64[us]").astype(np.int64)
+    start = at - rng.integers(5, 25, at.size) * _US_PER_MIN
+    views = rng.integers(1, 4, at.size)
+    owner, ts, kind = _visit_events(rng, start, views, np.ones(at.size, bool))
+    ts = np.minimum(ts, at[owner] - _US_PER_MIN)
+    cust_ids += [
+        orders["customer_id"].to_numpy(object)[owner],
+        orders["customer_id"].to_numpy(object),
+    ]
+    stamps += [ts, at]
+    kinds += [kind, np.full(at.size, 3)]
+
+    # 2. buyers browse besides: vip and loyal visit far more than they buy
+    p = truth.to_pandas()
+    persona = p["persona"].map({name: i for i, name in enumerate(PERSONAS)}).to_numpy()
+    n_browse = rng.poisson(np.asarray(ev.browse_per_order)[persona] * p["n_orders"].to_numpy())
+    first = (
+        p["first_purchase"].to_numpy("datetime64[us]").astype(np.int64) - shop.start_us
+    ) // _US_PER_DAY
+    last = (
+        p["last_purchase"].to_numpy("datetime64[us]").astype(np.int64) - shop.start_us
+    ) // _US_PER_DAY
+    who = np.repeat(np.arange(len(p)), n_browse)
+    lo, hi = np.clip(first[who] - 30, 0, end_day), np.clip(last[who] + 3, 0, end_day)
+    day = _sample_days(rng, shop.day_cum, lo, np.maximum(hi, lo))
+    b_start = shop.start_us + day * _US_PER_DAY + _shop_seconds(rng, who.size) * 1_000_000
+    owner, ts, kind = _visit_events(
+        rng, b_start, rng.integers(1, 5, who.size), rng.random(who.size) < 0.05
+    )
+    cust_ids.append(p["customer_id"].to_numpy(object)[who][owner])
+    stamps.append(ts)
+    kinds.append(kind)
+
+    # 3. customers who never buy: newcomers, browsers, cart abandoners
+    n_block = min(spec.block_customers, spec.n_customers - block * spec.block_customers)
+    counts = np.floor(np.asarray(ev.event_only_shares) * n_block).astype(np.int64)
+    kind_of = np.repeat(np.arange(len(EVENT_PERSONAS)), counts)
+    ids = np.asarray(
+        [str(_EVENT_ONLY_IDS + block * spec.block_customers + i) for i in range(kind_of.size)],
+        dtype=object,
+    )
+    # (first visit, last visit) in days before the end, and visits, per event persona
+    first_ago = np.select(
+        [kind_of == 0, kind_of == 1],
+        [rng.integers(0, 26, kind_of.size), rng.integers(60, 400, kind_of.size)],
+        rng.integers(60, 300, kind_of.size),
+    )
+    last_ago = np.select(
+        [kind_of == 0, kind_of == 1],
+        [rng.integers(0, 26, kind_of.size), rng.integers(0, 30, kind_of.size)],
+        rng.integers(8, 40, kind_of.size),
+    )
+    last_ago = np.minimum(last_ago, first_ago)
+    n_visits = np.select(
+        [kind_of == 0, kind_of == 1],
+        [rng.integers(1, 4, kind_of.size), rng.integers(3, 13, kind_of.size)],
+        rng.integers(2, 7, kind_of.size),
+    )
+    who = np.repeat(np.arange(kind_of.size), n_visits)
+    pos = np.arange(who.size) - np.repeat(np.cumsum(n_visits) - n_visits, n_visits)
+    lo_day, hi_day = end_day - first_ago[who], end_day - last_ago[who]
+    span = np.maximum(hi_day - lo_day, 0)
+    day = np.where(
+        pos == 0,
+        lo_day,
+        np.where(pos == n_visits[who] - 1, hi_day, lo_day + rng.integers(0, span + 1)),
+    )
+    e_start = shop.start_us + day * _US_PER_DAY + _shop_seconds(rng, who.size) * 1_000_000
+    # abandoners leave a cart on every visit but the last (at least 8 days before the end)
+    cart = (kind_of[who] == 2) & ((pos < n_visits[who] - 1) | (n_visits[who] == 1))
+    owner, ts, kind = _visit_events(rng, e_start, rng.integers(1, 6, who.size), cart)
+    signup = (pos[owner] == 0) & (kind == 0)
+    cust_ids.append(ids[who][owner])
+    stamps.append(ts)
+    kinds.append(np.where(signup, 4, kind))
+
+    # 4. faults: a bot, broken clocks, lost IDs and doubled rows
+    bot_day = shop.start_us + int(rng.integers(0, end_day)) * _US_PER_DAY
+    cust_ids.append(np.full(ev.bot_events, f"BOT{block:05d}", dtype=object))
+    stamps.append(bot_day + np.sort(rng.integers(0, _US_PER_DAY, ev.bot_events)))
+    kinds.append(np.ones(ev.bot_events, np.int64))
+    c, s, k = np.concatenate(cust_ids), np.concatenate(stamps), np.concatenate(kinds)
+    fut = rng.choice(c.size, ev.future_per_block, replace=False)
+    s[fut] = int(np.datetime64("2099-06-01", "us").astype(np.int64)) + s[fut] % _US_PER_DAY
+    c = np.where(rng.random(c.size) < ev.missing_customer_rate, None, c)
+    dup = np.flatnonzero(rng.random(c.size) < ev.duplicate_rate)
+    rows = np.concatenate([np.arange(c.size), dup])
+    rows = rows[np.lexsort((rows, s[rows]))]
+    events = pa.table(
+        {
+            "customer_id": pa.array(c[rows], pa.string()),
+            "timestamp": pa.array(s[rows], pa.timestamp("us")),
+            "event_type": pa.array(_KIND_NAMES[k[rows]], pa.string()),
+        },
+        schema=EVENT_SCHEMA,
+    )
+    planted = pa.table(
+        {
+            "customer_id": pa.array(ids, pa.string()),
+            "persona": pa.array(np.asarray(EVENT_PERSONAS, dtype=object)[kind_of], pa.string()),
+        },
+        schema=EVENT_PERSONA_SCHEMA,
+    )
+    return events, planted
+
+
+def _event_chunks(
+    spec: SynthSpec, ev: EventSpec, chunk_customers: int
+) -> Iterator[tuple[pa.Table, pa.Table, pa.Table, pa.Table, int]]:
+    """Yield (transactions, personas, events, event personas, customers done) per chunk."""
+    shop = _shop(spec)
+    per_chunk = max(1, -(-chunk_customers // spec.block_customers))
+    for b0 in range(0, spec.n_blocks, per_chunk):
+        blocks = range(b0, min(b0 + per_chunk, spec.n_blocks))
+        parts = [_block(spec, shop, b) for b in blocks]
+        evs = [
+            _event_block(spec, ev, shop, b, *part) for b, part in zip(blocks, parts, strict=True)
+        ]
+        done = min(spec.n_customers, (b0 + len(parts)) * spec.block_customers)
+        yield (
+            pa.concat_tables([p[0] for p in parts]),
+            pa.concat_tables([p[1] for p in parts]),
+            pa.concat_tables([e[0] for e in evs]),
+            pa.concat_tables([e[1] for e in evs]),
+            done,
+        )
+
+
+def generate_events(
+    spec: SynthSpec, ev: EventSpec | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(events, event-only personas) in memory, for small n; equal to what is written."""
+    events, planted = [], []
+    for _, _, e, p, _ in _event_chunks(spec, ev or EventSpec(), spec.n_customers):
+        events.append(e)
+        planted.append(p)
+    return pa.concat_tables(events).to_pandas(), pa.concat_tables(planted).to_pandas()
