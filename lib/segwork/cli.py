@@ -138,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
         "segments.csv keeps the real IDs",
     )
     r.add_argument("--no-report", action="store_true", help="skip the notebooks and HTML report")
+    r.add_argument(
+        "--no-predict",
+        action="store_true",
+        help="skip the back-tested purchase predictions (p_purchase, expected orders and revenue)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress messages")
     return parser
 
@@ -167,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seed=args.seed,
                 synth_customers=args.synth_customers,
                 report=not args.no_report,
+                predict=not args.no_predict,
                 pseudonymise=args.pseudonymise,
             )
             key = os.environ.get(PSEUDONYM_ENV, "")

@@ -13,6 +13,7 @@ from segwork.artifacts import (
     STAGE_SUMMARY,
     pseudonym,
     write_cluster_artifacts,
+    write_prediction_artifacts,
     write_rfm_artifacts,
 )
 from segwork.config import RunParams, check_params
@@ -157,11 +158,14 @@ class Publisher:
             self.say(f"writing {self.out}")
             labels = prep.segment_map.labels(self.params.lang)
             extra = clus.labels[list(CLUSTER_COLUMNS)] if clus else None
-            if not write_segments(segments_frame(prep.table, labels, extra), tmp):
+            pred = result.prediction.customers if result.prediction else None
+            if not write_segments(segments_frame(prep.table, labels, extra, pred), tmp):
                 self.say("segments.xlsx skipped: more customers than an Excel sheet holds")
             if session is not None and not session.failed:
                 if clus is not None:
                     write_cluster_artifacts(tmp, prep, clus, pseudonym_key=self.key)
+                if result.prediction is not None:
+                    write_prediction_artifacts(tmp, result.prediction, pseudonym_key=self.key)
                 write_summary(tmp / ARTIFACTS / STAGE_SUMMARY, summary)
         results = []
         if session is not None:

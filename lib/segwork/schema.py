@@ -146,6 +146,14 @@ class RFMOptions:
 
 
 @dataclass(frozen=True)
+class PredictOptions:
+    """Future state: the horizon in days and the purchase probability below which a customer is at risk."""
+
+    horizon_days: int = 90
+    at_risk_below: float = 0.3
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run needs besides the data path and the as-of date."""
 
@@ -153,6 +161,7 @@ class Config:
     read: ReadOptions = field(default_factory=ReadOptions)
     clean: CleanRules = field(default_factory=CleanRules)
     rfm: RFMOptions = field(default_factory=RFMOptions)
+    predict: PredictOptions = field(default_factory=PredictOptions)
 
 
 #: How each annotation is named in an error: (singular, plural).
@@ -300,7 +309,7 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
     raw = raw or {}
     if not isinstance(raw, dict):
         raise SegworkInputError(f"{source}: the config must be a mapping with keys columns, read")
-    allowed = {"columns", "read", "clean", "rfm"}
+    allowed = {"columns", "read", "clean", "rfm", "predict"}
     unknown = sorted(str(k) for k in set(raw) - allowed)
     if unknown:
         close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
@@ -326,7 +335,17 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
         raise SegworkInputError(
             f"{source}: read.header_row counts from 1 (the file's first row), not {read.header_row}"
         )
-    return Config(columns=columns, read=read, clean=rules, rfm=rfm)
+    predict = _build(PredictOptions, "predict", raw.get("predict"), source)
+    if not 7 <= predict.horizon_days <= 730:
+        raise SegworkInputError(
+            f"{source}: predict.horizon_days must be between 7 and 730, not {predict.horizon_days}"
+        )
+    if not 0.0 < predict.at_risk_below < 1.0:
+        raise SegworkInputError(
+            f"{source}: predict.at_risk_below is a probability between 0 and 1 (exclusive), "
+            f"not {predict.at_risk_below}"
+        )
+    return Config(columns=columns, read=read, clean=rules, rfm=rfm, predict=predict)
 
 
 def load_config(path: str | Path | None) -> Config:
