@@ -227,7 +227,7 @@ def default_data(params: RunParams, progress: Progress) -> Path:
     tx = folder / "transactions.parquet"
 
     def cached() -> bool:
-        return tx.is_file() and (folder / "personas.parquet").is_file()
+        return all((folder / f).is_file() for f in ("personas.parquet", synth.FUTURE_FILE, tx.name))
 
     if cached():
         return tx
