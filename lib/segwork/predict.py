@@ -25,6 +25,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from segwork.schema import PredictOptions
 
@@ -62,6 +63,8 @@ MIN_CLASS = 10
 BTYD_FIT_SAMPLE = 20_000
 CALIBRATION_BINS = 10
 TOP_N = 1_000
+#: From this many customers the boosters use every core (below, one thread; see run_prediction).
+THREADED_FROM = 100_000
 
 
 # --------------------------------------------------------------------------- time split
@@ -500,7 +503,28 @@ def run_prediction(
     progress: Progress | None = None,
     baselines: tuple[str, ...] = BASELINES,
 ) -> PredictionResult:
-    """Back-test (T-2H -> T-H), then train at T-H and predict every customer as of T."""
+    """Back-test (T-2H -> T-H), then train at T-H and predict every customer as of T.
+
+    Below :data:`THREADED_FROM` customers the boosters run on one OpenMP thread: on a busy
+    machine their thread team costs far more than it saves on small data.
+    """
+    with threadpool_limits(limits=1 if _customers(con, orders) < THREADED_FROM else None):
+        return _run_prediction(con, orders, as_of, opts, seed, progress, baselines)
+
+
+def _customers(con: duckdb.DuckDBPyConnection, orders: str) -> int:
+    return int(con.execute(f"SELECT count(DISTINCT customer_id) FROM {orders}").fetchall()[0][0])
+
+
+def _run_prediction(
+    con: duckdb.DuckDBPyConnection,
+    orders: str,
+    as_of: date,
+    opts: PredictOptions,
+    seed: int,
+    progress: Progress | None,
+    baselines: tuple[str, ...],
+) -> PredictionResult:
     say = progress or (lambda _msg: None)
     h = int(opts.horizon_days)
     step = timedelta(days=h)
