@@ -45,6 +45,8 @@ LONG_MODULES = {
     "clean": "the ledger's rules, cancellation matching and the per-customer aggregate in SQL",
     "report.views": "the reader tables of four report pages",
     "report.execute": "the child-process runner with its deadlines and retry",
+    "predict": "the time split, the purchase model, its three baselines, scoring and the stage: "
+    "the back-test recipe reads in one place",
     "summary": "the whole summary.json contract (models, schema, build, read, write) in one place",
 }
 

@@ -99,7 +99,8 @@ def test_warnings_are_in_summary_and_printed_once(tmp_path, capsys):
     args = ["run", "--data", str(data), "--out", str(out), "--as-of", "2024-09-01"]
     assert main([*args, "--no-report", "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert [w["code"] for w in summary["warnings"]] == ["stale_data"]
+    # 30 customers over three months: too little history to back-test a 90-day prediction
+    assert [w["code"] for w in summary["warnings"]] == ["stale_data", "predict_short_history"]
     assert "days after the latest kept transaction" in summary["warnings"][0]["message"]
     err = capsys.readouterr().err
-    assert err.count("[stale_data]") == 1
+    assert err.count("[stale_data]") == 1 and err.count("[predict_short_history]") == 1

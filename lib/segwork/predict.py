@@ -588,7 +588,6 @@ def _run_prediction(
                 {"horizon_days": h, "first": str(first), "fallback": used},
             )
         )
-        say(f"  prediction: {notes[-1][1]}")
         t = time.perf_counter()
         pred = baseline(used, h, seed).fit(x_now).predict(x_now)
         sec["fit_predict"] = time.perf_counter() - t

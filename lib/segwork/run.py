@@ -152,6 +152,8 @@ class Publisher:
     def finish(self, result: RunResult, t0: float) -> None:
         """segments.csv/.xlsx, summary.json and artefacts, then the remaining notebooks."""
         prep, clus, session = result.prep, result.clusters, self.session
+        for code, message, _ in result.prediction.warnings if result.prediction else ():
+            print(f"segwork: warning: {message} [{code}]", file=sys.stderr, flush=True)
         summary = pseudonymise_warnings(result.summary, self.key)
         timings, tmp = prep.timings, self.tmp
         with timings.stage("write"):
