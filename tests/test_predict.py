@@ -33,9 +33,7 @@ def orders_con(rows: list[tuple[str, str, float]] | pd.DataFrame) -> duckdb.Duck
     df = df.assign(day=pd.to_datetime(df["day"]).dt.date, purchase=df["revenue"] > 0)
     con = duckdb.connect()
     con.register("df", df)
-    con.execute(
-        "CREATE TABLE orders AS SELECT customer_id, day::DATE AS day, revenue, purchase FROM df"
-    )
+    predict.with_gaps(con, "df", "orders")
     return con
 
 

@@ -63,18 +63,21 @@ MIN_CLASS = 10
 BTYD_FIT_SAMPLE = 20_000
 CALIBRATION_BINS = 10
 TOP_N = 1_000
-#: From this many customers the boosters use every core (below, one thread; see run_prediction).
-THREADED_FROM = 100_000
+#: OpenMP threads of the boosters. One: they train on at most ``max_train`` customers, and
+#: on a shared 2-core machine a thread team cost 4x the time it saved (bench/predict.py).
+BOOSTER_THREADS = 1
 
 
 # --------------------------------------------------------------------------- time split
 
 
 def order_table(con: duckdb.DuckDBPyConnection, kept: str, table: str = "predict_orders") -> str:
-    """One row per kept order (customer, day, revenue, purchase flag), built once per run."""
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {table} AS
+    """One row per kept order (customer, day, revenue, purchase flag, gap), built once per run.
+
+    ``gap`` is the days since the customer's previous purchase order (NULL for the first, and
+    for refunds): it reads only earlier orders, so it is the same at every cut date.
+    """
+    per_order = f"""
         SELECT customer_id::VARCHAR AS customer_id,
                min(invoice_date)::DATE AS day,
                sum(amount) AS revenue,
@@ -82,6 +85,21 @@ def order_table(con: duckdb.DuckDBPyConnection, kept: str, table: str = "predict
         FROM {kept}
         WHERE customer_id IS NOT NULL
         GROUP BY customer_id, invoice_id
+    """
+    return with_gaps(con, f"({per_order})", table)
+
+
+def with_gaps(con: duckdb.DuckDBPyConnection, source: str, table: str) -> str:
+    """Order table ``table`` from ``source`` (customer_id, day, revenue, purchase) plus ``gap``:
+    days since the customer's previous purchase order (NULL for the first and for refunds)."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {table} AS
+        SELECT customer_id::VARCHAR AS customer_id, day::DATE AS day, revenue, purchase,
+               CASE WHEN purchase THEN date_diff('day',
+                   lag(day::DATE) OVER (PARTITION BY customer_id, purchase ORDER BY day), day::DATE)
+               END AS gap
+        FROM {source}
         """
     )
     return table
@@ -96,37 +114,30 @@ def features(
 ) -> pd.DataFrame:
     """Customer features from orders dated strictly before ``cut``, indexed by customer_id.
 
-    Only customers with a purchase before ``cut`` appear; nothing on or after ``cut`` is read.
+    Only customers with a purchase before ``cut`` appear; nothing on or after ``cut`` is read
+    (``gap`` looks back only, see :func:`order_table`).
     """
     c, h = _d(cut), int(horizon_days)
     df = con.execute(
         f"""
-        WITH o AS (SELECT * FROM {orders} WHERE day < {c}),
-        p AS (
-            SELECT customer_id, day,
-                   date_diff('day', lag(day) OVER (PARTITION BY customer_id ORDER BY day), day)
-                       AS gap
-            FROM o WHERE purchase
-        ),
-        f AS (
+        WITH f AS (
             SELECT customer_id,
-                   date_diff('day', max(day), {c})::DOUBLE AS recency_days,
-                   count(*)::DOUBLE AS frequency,
-                   date_diff('day', min(day), {c})::DOUBLE AS tenure_days,
+                   date_diff('day', max(day) FILTER (WHERE purchase), {c})::DOUBLE AS recency_days,
+                   count(*) FILTER (WHERE purchase)::DOUBLE AS frequency,
+                   sum(revenue)::DOUBLE AS monetary,
+                   date_diff('day', min(day) FILTER (WHERE purchase), {c})::DOUBLE AS tenure_days,
                    avg(gap)::DOUBLE AS ipt_mean,
                    stddev_samp(gap)::DOUBLE AS ipt_std,
-                   count(*) FILTER (WHERE day >= {c} - {h})::DOUBLE AS orders_recent,
-                   count(*) FILTER (WHERE day >= {c} - {2 * h} AND day < {c} - {h})::DOUBLE
-                       AS orders_previous
-            FROM p GROUP BY customer_id
-        ),
-        m AS (
-            SELECT customer_id, sum(revenue)::DOUBLE AS monetary,
+                   count(*) FILTER (WHERE purchase AND day >= {c} - {h})::DOUBLE AS orders_recent,
+                   count(*) FILTER (WHERE purchase AND day >= {c} - {2 * h} AND day < {c} - {h})
+                       ::DOUBLE AS orders_previous,
                    coalesce(sum(revenue) FILTER (WHERE day >= {c} - {h}), 0)::DOUBLE
                        AS revenue_recent
-            FROM o GROUP BY customer_id
+            FROM {orders} WHERE day < {c}
+            GROUP BY customer_id
+            HAVING count(*) FILTER (WHERE purchase) > 0
         )
-        SELECT f.customer_id, recency_days, frequency, monetary, tenure_days,
+        SELECT customer_id, recency_days, frequency, monetary, tenure_days,
                monetary / frequency AS avg_order_value, ipt_mean, ipt_std,
                orders_recent, orders_previous, revenue_recent,
                orders_recent - orders_previous AS trend,
@@ -135,8 +146,8 @@ def features(
                tenure_days - recency_days AS active_days,
                (frequency - 1) / greatest(tenure_days - recency_days, 1) AS repeat_rate,
                orders_recent + orders_previous AS orders_recent_2h
-        FROM f JOIN m USING (customer_id)
-        ORDER BY f.customer_id
+        FROM f
+        ORDER BY customer_id
         """
     ).df()
     return df.set_index("customer_id")[list(FEATURES)]
@@ -201,7 +212,7 @@ class PurchaseModel(BaseEstimator):
         max_leaf_nodes: int = 7,
         min_samples_leaf: int = 40,
         calibration_folds: int = 3,
-        max_train: int = 200_000,
+        max_train: int = 50_000,
         random_state: int = 0,
     ) -> None:
         self.max_iter = max_iter
@@ -505,15 +516,10 @@ def run_prediction(
 ) -> PredictionResult:
     """Back-test (T-2H -> T-H), then train at T-H and predict every customer as of T.
 
-    Below :data:`THREADED_FROM` customers the boosters run on one OpenMP thread: on a busy
-    machine their thread team costs far more than it saves on small data.
+    The boosters run on :data:`BOOSTER_THREADS` OpenMP threads.
     """
-    with threadpool_limits(limits=1 if _customers(con, orders) < THREADED_FROM else None):
+    with threadpool_limits(limits=BOOSTER_THREADS, user_api="openmp"):
         return _run_prediction(con, orders, as_of, opts, seed, progress, baselines)
-
-
-def _customers(con: duckdb.DuckDBPyConnection, orders: str) -> int:
-    return int(con.execute(f"SELECT count(DISTINCT customer_id) FROM {orders}").fetchall()[0][0])
 
 
 def _run_prediction(
