@@ -274,6 +274,37 @@ def test_short_history_falls_back_with_a_warning() -> None:
     assert res.customers["p_purchase"].between(0, 1).all()
 
 
+def test_without_pymc_marketing_the_btyd_baseline_is_named_missing(monkeypatch) -> None:
+    """No pymc-marketing: a warning code says the BG/NBD baseline is out; the fallback is the rate."""
+    monkeypatch.setattr(predict, "btyd_available", lambda: False)
+    con = orders_con([("a", "2024-01-01", 5.0), ("a", "2024-02-01", 5.0), ("b", "2024-02-02", 9.0)])
+    res = predict.run_prediction(con, "orders", date(2024, 3, 1), PredictOptions())
+    assert [w[0] for w in res.warnings] == ["predict_btyd_unavailable", "predict_short_history"]
+    assert res.model == "historical_rate"
+    # asking for no BTYD baseline is not a missing library
+    res = predict.run_prediction(
+        con, "orders", date(2024, 3, 1), PredictOptions(), baselines=("recency",)
+    )
+    assert [w[0] for w in res.warnings] == ["predict_short_history"]
+
+
+def test_future_state_orders_clusters_numerically_noise_last() -> None:
+    """Cluster ids come out 0, 1, 2, 10, then noise."""
+    idx = pd.Index([str(i) for i in range(5)])
+    res = predict.PredictionResult(
+        customers=pd.DataFrame(
+            {"p_purchase": 0.5, "expected_orders": 1.0, "expected_revenue": 1.0}, index=idx
+        ),
+        last_window_revenue=pd.Series(0.0, index=idx),
+        model="gradient_boosting",
+        horizon_days=90,
+        at_risk_below=0.3,
+        backtest=None,
+    )
+    groups = pd.Series(["10", "noise", "2", "0", "1"], index=idx)
+    assert list(predict.future_state(res, groups)) == ["0", "1", "2", "10", "noise"]
+
+
 def test_config_predict_section() -> None:
     """predict.horizon_days and at_risk_below are read, typed and range-checked."""
     cfg = config_from_dict({"predict": {"horizon_days": 30, "at_risk_below": 0.2}})

@@ -499,6 +499,12 @@ def _enough(y: pd.DataFrame) -> bool:
     return len(y) >= MIN_CUSTOMERS and MIN_CLASS <= bought <= len(y) - MIN_CLASS
 
 
+def _fittable(baselines: tuple[str, ...], x: pd.DataFrame) -> tuple[str, ...]:
+    """The baselines that can be fitted on ``x``: BG/NBD + Gamma-Gamma need repeat customers."""
+    repeat = int((x["frequency"] > 1).sum())
+    return tuple(b for b in baselines if b != "bgnbd" or repeat >= MIN_CLASS)
+
+
 def _frame(pred: np.ndarray, index: pd.Index) -> pd.DataFrame:
     out = pd.DataFrame(pred, index=index, columns=list(COLUMNS))
     out.index.name = "customer_id"
@@ -536,10 +542,9 @@ def _run_prediction(
     step = timedelta(days=h)
     sec: dict[str, float] = {}
     t = time.perf_counter()
+    notes: list[Notice] = []
     if "bgnbd" in baselines and not btyd_available():
         baselines = tuple(b for b in baselines if b != "bgnbd")
-    notes: list[Notice] = []
-    if "bgnbd" not in baselines:
         notes.append(
             (
                 "predict_btyd_unavailable",
@@ -571,7 +576,7 @@ def _run_prediction(
             "baselines": {},
         }
         sec["backtest_model"] = time.perf_counter() - t
-        for name in baselines:
+        for name in _fittable(baselines, x_old):
             t = time.perf_counter()
             est = baseline(name, h, seed).fit(x_old, y_old)
             backtest["baselines"][name] = scores(est.predict(x_mid), y_mid)
@@ -582,7 +587,7 @@ def _run_prediction(
         used = "gradient_boosting"
         sec["fit_predict"] = time.perf_counter() - t
     else:
-        used = "bgnbd" if "bgnbd" in baselines else "historical_rate"
+        used = "bgnbd" if "bgnbd" in _fittable(baselines, x_now) else "historical_rate"
         first = con.execute(f"SELECT min(day) FROM {orders}").fetchall()[0][0]
         notes.append(
             (
@@ -629,7 +634,10 @@ def future_state(result: PredictionResult, groups: pd.Series) -> dict[str, dict[
         }
     )
     out: dict[str, dict[str, Any]] = {}
-    for g, part in frame.groupby("g", sort=False):
+    groups_in_order = sorted(frame["g"].unique(), key=lambda g: (not g.isdigit(), g.zfill(12)))
+    parts = dict(list(frame.groupby("g", sort=False)))
+    for g in groups_in_order:
+        part = parts[g]
         out[str(g)] = {
             "customers": len(part),
             "mean_p_purchase": round(float(part["p"].mean()), 4),
