@@ -25,12 +25,14 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "segmenters",
         "evaluate",
         "clustering",
+        "predict",
         "profile",
         "migrate feedback",
         "pipeline summary",
         "artifacts audience",
         "report.fonts report.tables",
-        "report.figures report.views report.export report.loop report.clusterwords report.visits",
+        "report.figures report.views report.export report.loop report.clusterwords report.visits "
+        "report.future",
         "report.movement",
         "report.cards report.pages",
         "report.execute",
@@ -41,6 +43,8 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
 )
 #: Modules allowed past ~400 lines, and why.
 LONG_MODULES = {
+    "artifacts": "every file a run leaves for the notebooks (customers, monthly, top items, lift, "
+    "clusters, predictions) and the cache for notebooks opened on their own",
     "schema": "every config section (columns, read, clean, rfm, events, cluster, report, campaign) "
     "with its generic type check; one section per module is the next step",
     "pipeline": "the one path through the stages (read, events, ledger, RFM, migration, clusters, "
@@ -56,6 +60,8 @@ LONG_MODULES = {
     "clean": "the ledger's rules, cancellation matching and the per-customer aggregate in SQL",
     "report.views": "the reader tables of four report pages",
     "report.execute": "the child-process runner with its deadlines and retry",
+    "predict": "the time split, the purchase model, its three baselines, scoring and the stage: "
+    "the back-test recipe reads in one place",
     "summary": "the whole summary.json contract (models, schema, build, read, write) in one place",
 }
 

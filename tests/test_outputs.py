@@ -91,6 +91,24 @@ def test_run_writes_safe_segments_csv_and_xlsx(tmp_path):
     assert len(cells) == len(seg) == 30
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert isinstance(summary["warnings"], list)
+    # the predictions sit after the RFM columns and before the clusters
+    cols = list(seg.columns)
+    i = cols.index("rfm_segment_id")
+    assert cols[i + 1 : i + 4] == ["p_purchase", "expected_orders", "expected_revenue"]
+    assert cols[i + 4] == "kmeans_cluster"
+    assert seg["p_purchase"].between(0, 1).all() and (seg["expected_revenue"] >= 0).all()
+    assert summary["prediction"]["customers"] == 30
+
+
+def test_no_predict_leaves_the_columns_and_block_out(tmp_path):
+    data = orders_csv(tmp_path / "orders.csv")
+    out = tmp_path / "out"
+    args = ["run", "--data", str(data), "--out", str(out), "--no-report", "--quiet"]
+    assert main([*args, "--no-predict"]) == 0
+    seg = pd.read_csv(out / "segments.csv", encoding="utf-8-sig")
+    assert "p_purchase" not in seg.columns
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["prediction"] is None and "predict" not in summary["timings"]
 
 
 def test_warnings_are_in_summary_and_printed_once(tmp_path, capsys):
@@ -99,10 +117,11 @@ def test_warnings_are_in_summary_and_printed_once(tmp_path, capsys):
     args = ["run", "--data", str(data), "--out", str(out), "--as-of", "2024-09-01"]
     assert main([*args, "--no-report", "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert [w["code"] for w in summary["warnings"]] == ["stale_data"]
+    # 30 customers over three months: too little history to back-test a 90-day prediction
+    assert [w["code"] for w in summary["warnings"]] == ["stale_data", "predict_short_history"]
     assert "days after the latest kept transaction" in summary["warnings"][0]["message"]
     err = capsys.readouterr().err
-    assert err.count("[stale_data]") == 1
+    assert err.count("[stale_data]") == 1 and err.count("[predict_short_history]") == 1
 
 
 def test_segment_lists_hold_exactly_each_segments_customers_escaped(tmp_path):

@@ -24,6 +24,7 @@ import pandas as pd
 if TYPE_CHECKING:  # pragma: no cover
     from segwork.clustering import ClusteringResult
     from segwork.pipeline import Prepared
+    from segwork.predict import PredictionResult
     from segwork.summary import Summary
 
 ARTIFACTS = "artifacts"
@@ -296,16 +297,32 @@ def write_cluster_artifacts(
     _parquet(linkage, art / "ward_linkage.parquet", index=False)
 
 
+def write_prediction_artifacts(
+    folder: Path, prediction: PredictionResult, pseudonym_key: bytes | None = None
+) -> None:
+    """p_purchase, expected_orders and expected_revenue per customer (``prediction.parquet``),
+    beside customers.parquet, which :func:`load_artifacts` joins them to."""
+    art = Path(folder) / ARTIFACTS
+    art.mkdir(parents=True, exist_ok=True)
+    frame = prediction.customers.copy()
+    if pseudonym_key is not None:
+        frame = pseudonymise_index(frame, pseudonym_key)
+    _parquet(frame, art / "prediction.parquet", index=True)
+
+
 def write_artifacts(
     folder: Path,
     prep: Prepared,
     clus: ClusteringResult | None,
     pseudonym_key: bytes | None = None,
+    prediction: PredictionResult | None = None,
 ) -> Path:
     """Write every artefact of a run (customer IDs hashed when a key is given); returns the folder."""
     write_rfm_artifacts(folder, prep, pseudonym_key)
     if clus is not None:
         write_cluster_artifacts(folder, prep, clus, pseudonym_key)
+    if prediction is not None:
+        write_prediction_artifacts(folder, prediction, pseudonym_key)
     return Path(folder)
 
 
@@ -332,6 +349,8 @@ def load_artifacts(folder: str | Path) -> Artifacts:
     customers = pd.read_parquet(art / "customers.parquet")
     top = pd.read_parquet(art / "top_items.parquet")
     linkage = np.zeros((0, 4))
+    if (art / "prediction.parquet").is_file():  # written after prediction, like the clusters
+        customers = customers.join(pd.read_parquet(art / "prediction.parquet"))
     if (art / "clusters.parquet").is_file():  # written after clustering, beside the RFM files
         customers = customers.join(pd.read_parquet(art / "clusters.parquet"))
         top = pd.concat(
@@ -402,5 +421,5 @@ def load_or_build(out_dir: str | Path | None = None, **params: Any) -> Artifacts
     with atomic_dir(cache) as tmp:
         result = compute(RunParams(**clean))
         write_summary(tmp / "summary.json", result.summary)
-        write_artifacts(tmp, result.prep, result.clusters)
+        write_artifacts(tmp, result.prep, result.clusters, prediction=result.prediction)
     return load_artifacts(cache)

@@ -172,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: config cluster.k_range, else 3-8)",
     )
     r.add_argument("--no-report", action="store_true", help="skip the notebooks and HTML report")
+    r.add_argument(
+        "--no-predict",
+        action="store_true",
+        help="skip the back-tested purchase predictions (p_purchase, expected orders and revenue)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress messages")
     e = sub.add_parser(
         "export",
@@ -243,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seed=args.seed,
                 synth_customers=args.synth_customers,
                 report=not args.no_report,
+                predict=not args.no_predict,
                 pseudonymise=args.pseudonymise,
                 compare_to=args.compare_to,
                 auto_compare=not args.no_compare,

@@ -77,6 +77,7 @@ class RunParams:
     silhouette_sample: int = SILHOUETTE_SAMPLE
     stability_repeats: int = STABILITY_REPEATS
     clusters: bool = True
+    predict: bool = True  # back-tested purchase predictions (p_purchase, expected orders/revenue)
     report: bool = True  # execute the notebooks and write the HTML report
     pseudonymise: bool = False  # report files show keyed hashes instead of customer IDs
     workers: int = WORKERS

@@ -44,13 +44,22 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def segments_frame(
-    table: pd.DataFrame, labels: dict[str, str], extra: pd.DataFrame | None = None
+    table: pd.DataFrame,
+    labels: dict[str, str],
+    extra: pd.DataFrame | None = None,
+    prediction: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per customer in the documented column order; ``extra`` adds cluster columns."""
+    """One row per customer in the documented column order; ``prediction`` adds p_purchase,
+    expected_orders and expected_revenue after the RFM columns, ``extra`` the cluster columns."""
     out = table[["recency_days", "frequency", "monetary", "r_score", "f_score", "m_score"]].copy()
     out["monetary"] = out["monetary"].round(2)
     out["rfm_segment"] = table["rfm_segment_id"].map(labels)
     out["rfm_segment_id"] = table["rfm_segment_id"]
+    if prediction is not None:
+        pred = prediction.reindex(out.index)
+        out["p_purchase"] = pred["p_purchase"].round(4)
+        out["expected_orders"] = pred["expected_orders"].round(3)
+        out["expected_revenue"] = pred["expected_revenue"].round(2)
     if extra is not None:
         out = out.join(extra)
     out.index.name = "customer_id"

@@ -1,4 +1,4 @@
-"""One run's computation, from a file to the scored RFM table: read -> ledger -> RFM -> segments.
+"""One run's computation: read -> ledger -> RFM -> segments -> clusters -> predictions.
 
 Everything downstream (clusters, profiles, reports) starts from :class:`Prepared`; the DuckDB
 store it holds (:class:`segwork.store.Store`) still has the kept lines for charts that need them.
@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 from sklearn.base import clone
 
-from segwork import clean, currency, events, migrate, rfm, visitbasis
+from segwork import clean, currency, events, migrate, predict, rfm, visitbasis
 from segwork.clustering import ClusterConfig, ClusteringResult, run_clustering
 from segwork.config import SYNTHETIC_EVENTS, RunParams, check_params, parse_as_of
 from segwork.errors import SegworkInputError
@@ -31,6 +31,7 @@ from segwork.read import NA_TOKENS, Notice, SourceInfo, open_source
 from segwork.schema import ClusterOptions, Config, load_config
 from segwork.store import BY_CUSTOMER, Store
 from segwork.summary import Summary, build_summary, migration_block
+from segwork.summary import cluster_key as summary_cluster_key
 
 Progress = Callable[[str], None]
 #: The as-of date this many days after the latest kept transaction means stale data.
@@ -275,7 +276,8 @@ def default_data(params: RunParams, progress: Progress) -> Path:
     tx = folder / "transactions.parquet"
 
     def cached() -> bool:
-        return all((folder / f).is_file() for f in (tx.name, "personas.parquet", "events.parquet"))
+        names = ("personas.parquet", "events.parquet", synth.FUTURE_FILE, tx.name)
+        return all((folder / f).is_file() for f in names)
 
     if cached():
         return tx
@@ -368,17 +370,53 @@ def start(params: RunParams, progress: Progress | None = None) -> tuple[Config, 
 
 
 def full_summary(
-    prep: Prepared, cfg: Config, params: RunParams, clus: ClusteringResult | None, t0: float
+    prep: Prepared,
+    cfg: Config,
+    params: RunParams,
+    clus: ClusteringResult | None,
+    t0: float,
+    prediction: predict.PredictionResult | None = None,
 ) -> Summary:
-    """summary.json with the clustering results (when given) and timings so far."""
+    """summary.json with the clustering results and predictions (when given) and timings so far."""
     timings: dict[str, Any] = {k: round(v, 3) for k, v in prep.timings.seconds.items()}
     timings["total"] = round(time.perf_counter() - t0, 3)
-    return build_summary(prep, cfg, params, clus.summary if clus else None, timings)
+    return build_summary(
+        prep,
+        cfg,
+        params,
+        clus.summary if clus else None,
+        timings,
+        prediction.summary() if prediction else None,
+    )
+
+
+def predict_future(
+    prep: Prepared, cfg: Config, params: RunParams, clus: ClusteringResult | None, say: Progress
+) -> predict.PredictionResult:
+    """Back-tested purchase predictions as of the run's date, with each segment's future state.
+
+    Its warnings (short history, no BTYD library) join the run's data warnings.
+    """
+    h = cfg.predict.horizon_days
+    with prep.timings.stage("predict"):
+        say(f"predicting purchases in the next {h} days (back-tested one window earlier)")
+        orders = predict.order_table(prep.con, prep.store.kept)
+        res = predict.run_prediction(
+            prep.con, orders, prep.as_of, cfg.predict, seed=params.seed, progress=say
+        )
+        res.segments = predict.future_state(res, prep.table["rfm_segment_id"])
+        if clus is not None:
+            for col in clus.labels.columns:
+                if col.endswith("_cluster"):
+                    labels = clus.labels[col].map(summary_cluster_key)
+                    res.clusters[col.removesuffix("_cluster")] = predict.future_state(res, labels)
+    prep.warnings = (*prep.warnings, *res.warnings)
+    return res
 
 
 @dataclass
 class RunResult:
-    """Everything one run computes: the RFM stage, the clusters (if any) and the summary."""
+    """Everything one run computes: the RFM stage, the clusters and predictions (if any), the summary."""
 
     prep: Prepared
     clusters: ClusteringResult | None
@@ -386,6 +424,7 @@ class RunResult:
     config: Config
     data_path: Path
     migration: migrate.Migration | None = None
+    prediction: predict.PredictionResult | None = None
 
 
 def migration(
@@ -444,16 +483,19 @@ def compute(
     """
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
-    cfg, data, prep = start(params, say)
-    mig = migration(prep, cfg, params, say)  # before OUT is claimed: a bad date fails early
+    cfg, data, prep = start(params, say)  # --compare-to was checked with the parameters
     if on_prepared is not None:
         on_prepared(prep, cfg)
     clus = cluster(prep, params, load_truth(data), say, cfg.cluster) if params.clusters else None
-    summary = full_summary(prep, cfg, params, clus, t0)
+    pred = predict_future(prep, cfg, params, clus, say) if params.predict else None
+    # migration after the prediction: the expected mix moves buyers and non-buyers apart
+    p_buy = pred.customers["p_purchase"] if pred is not None else None
+    mig = migration(prep, cfg, params, say, p_purchase=p_buy)
+    summary = full_summary(prep, cfg, params, clus, t0, pred)
     summary = summary.model_copy(
         update={
             "migration": migration_block(mig) if mig else None,
             "feedback": latest_feedback(params.reports_root),
         }
     )
-    return RunResult(prep, clus, summary, cfg, data, mig)
+    return RunResult(prep, clus, summary, cfg, data, migration=mig, prediction=pred)

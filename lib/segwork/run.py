@@ -14,6 +14,7 @@ from segwork.artifacts import (
     STAGE_SUMMARY,
     pseudonym,
     write_cluster_artifacts,
+    write_prediction_artifacts,
     write_rfm_artifacts,
 )
 from segwork.config import RunParams, check_params
@@ -159,6 +160,8 @@ class Publisher:
     def finish(self, result: RunResult, t0: float) -> None:
         """segments.csv/.xlsx, summary.json and artefacts, then the remaining notebooks."""
         prep, clus, session = result.prep, result.clusters, self.session
+        for code, message, _ in result.prediction.warnings if result.prediction else ():
+            print(f"segwork: warning: {message} [{code}]", file=sys.stderr, flush=True)
         summary = pseudonymise_warnings(result.summary, self.key)
         timings, tmp = prep.timings, self.tmp
         with timings.stage("write"):
@@ -168,13 +171,16 @@ class Publisher:
             if result.migration is not None:
                 prev = migrate.previous_columns(result.migration, labels)
                 extra = prev if extra is None else prev.join(extra)
-            frame = segments_frame(prep.table, labels, extra)
+            pred = result.prediction.customers if result.prediction else None
+            frame = segments_frame(prep.table, labels, extra, pred)
             if not write_segments(frame, tmp):
                 self.say("segments.xlsx skipped: more customers than an Excel sheet holds")
             write_segment_lists(frame, tmp)
             if session is not None and not session.failed:
                 if clus is not None:
                     write_cluster_artifacts(tmp, prep, clus, pseudonym_key=self.key)
+                if result.prediction is not None:
+                    write_prediction_artifacts(tmp, result.prediction, pseudonym_key=self.key)
                 write_summary(tmp / ARTIFACTS / STAGE_SUMMARY, summary)
         results = []
         if session is not None:

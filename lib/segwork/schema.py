@@ -206,6 +206,14 @@ class ClusterOptions:
 
 
 @dataclass(frozen=True)
+class PredictOptions:
+    """Future state: the horizon in days and the purchase probability below which a customer is at risk."""
+
+    horizon_days: int = 90
+    at_risk_below: float = 0.3
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run needs besides the data path and the as-of date."""
 
@@ -217,6 +225,7 @@ class Config:
     campaign: CampaignColumns = field(default_factory=CampaignColumns)
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
     events: EventOptions = field(default_factory=EventOptions)
+    predict: PredictOptions = field(default_factory=PredictOptions)
 
 
 #: How each annotation is named in an error: (singular, plural).
@@ -364,7 +373,9 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
     raw = raw or {}
     if not isinstance(raw, dict):
         raise SegworkInputError(f"{source}: the config must be a mapping with keys columns, read")
-    allowed = {"columns", "read", "clean", "rfm", "events", "cluster", "report", "campaign"}
+    allowed = {
+        "columns", "read", "clean", "rfm", "events", "cluster", "predict", "report", "campaign",
+    }  # fmt: skip
     unknown = sorted(str(k) for k in set(raw) - allowed)
     if unknown:
         close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
@@ -395,6 +406,16 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
         raise SegworkInputError(
             f"{source}: read.header_row counts from 1 (the file's first row), not {read.header_row}"
         )
+    predict = _build(PredictOptions, "predict", raw.get("predict"), source)
+    if not 7 <= predict.horizon_days <= 730:
+        raise SegworkInputError(
+            f"{source}: predict.horizon_days must be between 7 and 730, not {predict.horizon_days}"
+        )
+    if not 0.0 < predict.at_risk_below < 1.0:
+        raise SegworkInputError(
+            f"{source}: predict.at_risk_below is a probability between 0 and 1 (exclusive), "
+            f"not {predict.at_risk_below}"
+        )
     campaign = _build(CampaignColumns, "campaign", raw.get("campaign"), source)
     events = _build(EventOptions, "events", raw.get("events"), source)
     _check_events(events, source)
@@ -405,6 +426,7 @@ def config_from_dict(raw: dict[str, Any] | None, source: str = "config") -> Conf
         rfm=rfm,
         events=events,
         cluster=cluster_options(raw, source),
+        predict=predict,
         report=report,
         campaign=campaign,
     )

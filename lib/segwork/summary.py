@@ -521,6 +521,69 @@ class Migration(Model):
     projection: MigrationProjection
 
 
+# --------------------------------------------------------------------------- prediction
+
+
+class CalibrationBin(Model):
+    """One bin of predicted probability: customers in it, mean prediction, share who bought."""
+
+    lower: float
+    upper: float
+    customers: int
+    predicted: float
+    observed: float
+
+
+class BacktestScores(Model):
+    """One predictor scored on the back-test window (T-H, T] from features as of T-H."""
+
+    customers: int
+    buyers: int
+    auc: Score  # of p_purchase; None when everyone (or no one) bought
+    brier: float
+    mae_orders: float  # per customer
+    mae_revenue: float  # per customer
+    total_orders_ratio: float | None  # predicted total orders / actual
+    total_revenue_ratio: float | None
+    top_n: int  # the customers rated most likely to buy (top decile, at most 1,000) ...
+    top_hits: int  # ... and how many of them did
+    calibration: list[CalibrationBin]
+
+
+class Backtest(Model):
+    """The model and every baseline trained as of T-2H and scored on (T-H, T]."""
+
+    train_as_of: date
+    score_as_of: date
+    model: BacktestScores
+    baselines: dict[Literal["recency", "historical_rate", "bgnbd"], BacktestScores]
+
+
+class FutureState(Model):
+    """A group's future in the horizon: likely buyers, expected value, customers at risk."""
+
+    customers: int
+    mean_p_purchase: float
+    expected_orders: float
+    expected_revenue: float
+    at_risk: int  # p_purchase below at_risk_below
+    at_risk_revenue: float  # what the at-risk customers spent in the last window (T-H, T]
+
+
+class Prediction(Model):
+    """Per-customer purchase predictions as of T for the next horizon_days, back-tested."""
+
+    horizon_days: int
+    at_risk_below: float
+    model: Literal["gradient_boosting", "recency", "historical_rate", "bgnbd"]
+    features: list[str]
+    customers: int
+    backtest: Backtest | None  # None when the history is too short (see warnings)
+    segments: dict[str, FutureState]  # RFM segment id -> future state
+    clusters: dict[str, dict[ClusterId, FutureState]]  # method -> cluster id -> future state
+    seconds: dict[str, float]
+
+
 # --------------------------------------------------------------------------- the summary
 
 
@@ -541,6 +604,7 @@ class Timings(Sparse):
     ledger_rfm: float
     rfm_segments: float
     clustering: float | None = None
+    predict: float | None = None
     write: float | None = None
     report: float | None = None
     total: float
@@ -566,6 +630,7 @@ class Summary(Model):
     migration: Migration | None = None  # with --compare-to or an earlier month's report
     feedback: Feedback | None = None  # the latest campaign feedback found in the reports folder
     events: Events | None = None  # None when the run had no events file
+    prediction: Prediction | None = None  # None when the run skipped prediction
     params: RunParams
     config: Config
     environment: Environment
@@ -736,6 +801,7 @@ def build_summary(
     params: RunParams,
     clustering: dict[str, Any] | None,
     timings: dict[str, Any],
+    prediction: dict[str, Any] | None = None,
 ) -> Summary:
     """The run's summary from what it computed: ids and codes only."""
     from segwork import __version__
@@ -801,6 +867,7 @@ def build_summary(
         ),
         clustering=clus,
         events=events_block(prep, cfg),
+        prediction=Prediction.model_validate(prediction) if prediction is not None else None,
         params=params,
         config=cfg,
         environment=Environment(python=platform.python_version(), platform=sys.platform),

@@ -4,6 +4,12 @@ Customers are generated in fixed blocks of ``SynthSpec.block_customers``; each b
 its own ``numpy.random.SeedSequence(seed, spawn_key=(1, block))``, so the rows depend only on the
 spec and never on how many customers are written per chunk. Everything inside a block is
 vectorised numpy plus pyarrow ``take``; no Python loop runs per customer or per line.
+
+The shop also has a true future: each customer's orders in the ``future_days`` after the end
+date, drawn from its own stream ``spawn_key=(2, block)`` (so the past never depends on it) and
+written to ``future.parquet`` beside the transactions, never into them. A share of VIPs are
+planted as *slipping* (stream ``(3, block)``): VIP order counts and value, but their orders
+thin out towards the end (decaying rate, last order 100-200 days ago) and few buy again.
 """
 
 from __future__ import annotations
@@ -43,8 +49,24 @@ PERSONA_SCHEMA = pa.schema(
         ("first_purchase", pa.timestamp("us")),
         ("last_purchase", pa.timestamp("us")),
         ("n_orders", pa.int64()),
+        ("slipping_vip", pa.bool_()),  # a VIP whose buying decays and mostly stops
+        ("alive", pa.bool_()),  # still buying after the end date (the true future)
     ]
 )
+#: The true future: one row per purchase order after the end date (order level, no lines).
+FUTURE_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("invoice_date", pa.timestamp("us")),
+        ("amount", pa.float64()),
+    ]
+)
+FUTURE_FILE = "future.parquet"
+#: Per persona (PERSONAS order): probability of still buying after the end date, and the
+#: future purchase rate as a multiple of the customer's own past rate.
+_FUTURE_ALIVE = (0.95, 0.9, 0.6, 0.1, 0.02, 0.2)
+_SLIPPING_ALIVE = 0.1
+_MIN_RATE = 1.0 / 120.0  # orders per day of a buyer with no past rate to speak of (one order)
 
 #: Non-product codes (id, name); the shop adds them to orders like real postage/manual lines.
 NON_PRODUCT_CODES: tuple[tuple[str, str], ...] = (
@@ -132,6 +154,8 @@ class SynthSpec:
     zero_price_rate: float = 0.001  # share of lines with unit_price 0
     adjustment_rate: float = 0.0002  # share of lines that are negative stock adjustments
     block_customers: int = 1_000  # customers per random block (part of the data's identity)
+    slipping_vip_share: float = 0.25  # share of VIPs planted as slipping
+    future_days: int = 180  # days of true future simulated after the end date
 
     def __post_init__(self) -> None:
         """Reject specs the generator cannot honour, with a one-line reason."""
@@ -153,6 +177,8 @@ class SynthSpec:
         )
         if not all(0.0 <= r <= 0.2 for r in rates) or not 0.0 <= self.home_share <= 1.0:
             raise ValueError("fault rates must lie in [0, 0.2] and home_share in [0, 1]")
+        if not 0.0 <= self.slipping_vip_share <= 1.0 or self.future_days < 0:
+            raise ValueError("slipping_vip_share must lie in [0, 1] and future_days be >= 0")
 
     @property
     def n_days(self) -> int:
@@ -258,8 +284,14 @@ def _param(values: np.ndarray, attr: str, index: int | None = None) -> np.ndarra
     return np.asarray(table, dtype=np.float64)[values]
 
 
-def _customers(spec: SynthSpec, shop: _Shop, rng: np.random.Generator, n: int) -> dict:
-    """Per-customer persona, country, order count, first/last purchase day and basket scale."""
+def _customers(
+    spec: SynthSpec, shop: _Shop, rng: np.random.Generator, n: int, slip_rng: np.random.Generator
+) -> dict:
+    """Per-customer persona, country, order count, first/last purchase day and basket scale.
+
+    Slipping VIPs take their own last-purchase day from ``slip_rng``; every draw of ``rng`` is
+    the same as without them, so the other customers' rows do not change.
+    """
     last_day = spec.n_days - 1
     persona = rng.permutation(
         np.repeat(np.arange(len(PERSONAS)), _persona_counts(n, spec.persona_shares))
@@ -270,6 +302,8 @@ def _customers(spec: SynthSpec, shop: _Shop, rng: np.random.Generator, n: int) -
     lo_l = np.clip(last_day - _param(persona, "last", 1), 0, last_day).astype(np.int64)
     hi_l = np.clip(last_day - _param(persona, "last", 0), 0, last_day).astype(np.int64)
     last = _sample_days(rng, shop.day_cum, lo_l, hi_l)
+    slipping = (persona == 0) & (slip_rng.random(n) < spec.slipping_vip_share)
+    last = np.where(slipping, last_day - slip_rng.integers(100, 201, n), last)
     first_max = np.asarray([b.first_max if b.first_max is not None else 10**6 for b in _BEHAVIOUR])
     floor = np.maximum(last_day - first_max[persona], 0)
     lo_f = np.clip(last - _param(persona, "span", 1).astype(np.int64), floor, last)
@@ -277,6 +311,7 @@ def _customers(spec: SynthSpec, shop: _Shop, rng: np.random.Generator, n: int) -
     first = np.where(orders > 1, _sample_days(rng, shop.day_cum, lo_f, hi_f), last)
     return {
         "persona": persona,
+        "slipping": slipping,
         "country": country,
         "orders": orders,
         "first": first,
@@ -300,6 +335,10 @@ def _orders(shop: _Shop, rng: np.random.Generator, cust: dict) -> dict:
     pos = np.arange(owner.size) - np.repeat(np.cumsum(k) - k, k)
     first, last = cust["first"][owner], cust["last"][owner]
     mid = _sample_days(rng, shop.day_cum, first, last)
+    # slipping VIPs: orders crowd towards the first purchase, thinning out (a decaying rate)
+    slip = cust["slipping"][owner]
+    early = first + ((mid - first) / np.maximum(last - first, 1)) ** 2 * (last - first)
+    mid = np.where(slip, np.round(early).astype(np.int64), mid)
     day = np.where(pos == k[owner] - 1, last, np.where(pos == 0, first, mid))
     ts = shop.start_us + day * _US_PER_DAY + _shop_seconds(rng, owner.size) * 1_000_000
     n_lines = 1 + rng.poisson(cust["lines"][owner])
@@ -413,12 +452,13 @@ def _concat(parts: list[dict], offsets: list[int]) -> dict:
     return out
 
 
-def _block(spec: SynthSpec, shop: _Shop, block: int) -> tuple[pa.Table, pa.Table]:
-    """Generate one block of customers: (transaction lines, persona truth), both as Arrow."""
+def _block(spec: SynthSpec, shop: _Shop, block: int) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """Generate one block of customers: (transaction lines, persona truth, future orders)."""
     rng = np.random.default_rng(np.random.SeedSequence(spec.seed, spawn_key=(1, block)))
+    slip_rng = np.random.default_rng(np.random.SeedSequence(spec.seed, spawn_key=(3, block)))
     g0 = block * spec.block_customers
     n = min(spec.block_customers, spec.n_customers - g0)
-    cust = _customers(spec, shop, rng, n)
+    cust = _customers(spec, shop, rng, n, slip_rng)
     orders = _orders(shop, rng, cust)
     buys = _purchase_lines(shop, rng, cust, orders)
     n_orders, n_lines = orders["ts"].size, buys["inv"].size
@@ -434,7 +474,54 @@ def _block(spec: SynthSpec, shop: _Shop, block: int) -> tuple[pa.Table, pa.Table
     n_all = lines["inv"].size
     take = np.concatenate([np.arange(n_all), np.flatnonzero(rng.random(n_all) < dup_p)])
     rows = take[np.lexsort((lines["seq"][take], inv["rank"][lines["inv"][take]]))]
-    return _tables(shop, g0, cust, inv, {k: v[rows] for k, v in lines.items()})
+    value = np.bincount(
+        orders["owner"][buys["inv"]], weights=buys["qty"] * buys["price"], minlength=n
+    ) / np.maximum(cust["orders"], 1)
+    fut_rng = np.random.default_rng(np.random.SeedSequence(spec.seed, spawn_key=(2, block)))
+    future = _future(spec, shop, fut_rng, cust, value)
+    trans, truth = _tables(shop, g0, cust, inv, {k: v[rows] for k, v in lines.items()})
+    truth = truth.set_column(
+        truth.schema.get_field_index("alive"), "alive", pa.array(future.pop("alive"))
+    )
+    return trans, truth, _future_table(shop, g0, future)
+
+
+def _future(
+    spec: SynthSpec, shop: _Shop, rng: np.random.Generator, cust: dict, value: np.ndarray
+) -> dict:
+    """Orders in the ``future_days`` after the end date: alive customers keep their past rate.
+
+    The rate is the customer's own orders per day between first and last purchase (at least
+    ``_MIN_RATE``); the order value is their past mean order value with lognormal noise.
+    """
+    n = cust["persona"].size
+    alive_p = np.where(
+        cust["slipping"], _SLIPPING_ALIVE, np.asarray(_FUTURE_ALIVE)[cust["persona"]]
+    )
+    alive = rng.random(n) < alive_p
+    span = np.maximum(cust["last"] - cust["first"], 1)
+    rate = np.where(cust["orders"] > 1, (cust["orders"] - 1) / span, _MIN_RATE)
+    rate = np.maximum(rate, _MIN_RATE)
+    k = np.where(alive, rng.poisson(rate * spec.future_days), 0)
+    owner = np.repeat(np.arange(n), k)
+    day = spec.n_days + rng.integers(0, max(spec.future_days, 1), owner.size)
+    ts = shop.start_us + day * _US_PER_DAY + _shop_seconds(rng, owner.size) * 1_000_000
+    amount = np.round(value[owner] * np.exp(rng.normal(-0.045, 0.3, owner.size)), 2)
+    return {"owner": owner, "ts": ts, "amount": amount, "alive": alive}
+
+
+def _future_table(shop: _Shop, g0: int, future: dict) -> pa.Table:
+    """The future orders of a block as Arrow, in time order."""
+    order = np.argsort(future["ts"], kind="stable")
+    ids = pc.cast(pa.array(future["owner"][order] + g0 + 100_001), pa.string())
+    return pa.table(
+        {
+            "customer_id": ids,
+            "invoice_date": pa.array(future["ts"][order], pa.timestamp("us")),
+            "amount": pa.array(future["amount"][order], pa.float64()),
+        },
+        schema=FUTURE_SCHEMA,
+    )
 
 
 def _invoices(
@@ -498,29 +585,40 @@ def _tables(shop: _Shop, g0: int, cust: dict, inv: dict, lines: dict) -> tuple[p
                 shop.start_us + cust["last"] * _US_PER_DAY, pa.timestamp("us")
             ),
             "n_orders": pa.array(cust["orders"], pa.int64()),
+            "slipping_vip": pa.array(cust["slipping"], pa.bool_()),
+            "alive": pa.array(np.zeros(n, bool), pa.bool_()),  # set from the future draw
         },
         schema=PERSONA_SCHEMA,
     )
     return trans, truth
 
 
-def _chunks(spec: SynthSpec, chunk_customers: int) -> Iterator[tuple[pa.Table, pa.Table, int]]:
-    """Yield (transactions, personas, customers done) per chunk of whole blocks."""
+def _chunks(
+    spec: SynthSpec, chunk_customers: int
+) -> Iterator[tuple[pa.Table, pa.Table, pa.Table, int]]:
+    """Yield (transactions, personas, future orders, customers done) per chunk of whole blocks."""
     shop = _shop(spec)
     per_chunk = max(1, -(-chunk_customers // spec.block_customers))
     for b0 in range(0, spec.n_blocks, per_chunk):
         parts = [_block(spec, shop, b) for b in range(b0, min(b0 + per_chunk, spec.n_blocks))]
         done = min(spec.n_customers, (b0 + len(parts)) * spec.block_customers)
-        yield pa.concat_tables([p[0] for p in parts]), pa.concat_tables([p[1] for p in parts]), done
+        yield (*(pa.concat_tables([p[i] for p in parts]) for i in range(3)), done)  # type: ignore[misc]
+
+
+def generate_with_future(spec: SynthSpec) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(transactions, personas, future orders) in memory, for small n."""
+    parts: list[list[pa.Table]] = [[], [], []]
+    for *tables, _ in _chunks(spec, spec.n_customers):
+        for i, t in enumerate(tables):
+            parts[i].append(t)
+    t, p, f = (pa.concat_tables(x).to_pandas() for x in parts)
+    return t, p, f
 
 
 def generate(spec: SynthSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(transactions, personas) in memory, for small n; equal to what write_synthetic writes."""
-    trans, truth = [], []
-    for t, p, _ in _chunks(spec, spec.n_customers):
-        trans.append(t)
-        truth.append(p)
-    return pa.concat_tables(trans).to_pandas(), pa.concat_tables(truth).to_pandas()
+    t, p, _ = generate_with_future(spec)
+    return t, p
 
 
 def write_synthetic(
@@ -530,7 +628,8 @@ def write_synthetic(
     progress: Callable[[int, int], None] | None = None,
     events: EventSpec | None = None,
 ) -> tuple[Path, Path]:
-    """Write out_dir/transactions.parquet and out_dir/personas.parquet chunk by chunk (low RAM).
+    """Write out_dir/transactions.parquet, personas.parquet and the true future
+    (:data:`FUTURE_FILE`) chunk by chunk (low RAM); returns the first two paths.
 
     With ``events`` also events.parquet (visits, views, carts, purchases, sign-ups) and
     event_personas.parquet (the customers who never buy); the transactions are the same.
@@ -542,8 +641,11 @@ def write_synthetic(
     with contextlib.ExitStack() as stack:
         tw = stack.enter_context(pq.ParquetWriter(t_path, TRANSACTION_SCHEMA, compression="zstd"))
         pw = stack.enter_context(pq.ParquetWriter(p_path, PERSONA_SCHEMA, compression="zstd"))
+        fw = stack.enter_context(
+            pq.ParquetWriter(out / FUTURE_FILE, FUTURE_SCHEMA, compression="zstd")
+        )
         if events is None:
-            chunks = ((t, p, None, None, d) for t, p, d in _chunks(spec, chunk_customers))
+            chunks = ((t, p, f, None, None, d) for t, p, f, d in _chunks(spec, chunk_customers))
         else:
             chunks = _event_chunks(spec, events, chunk_customers)
             ew = stack.enter_context(
@@ -554,9 +656,10 @@ def write_synthetic(
                     out / "event_personas.parquet", EVENT_PERSONA_SCHEMA, compression="zstd"
                 )
             )
-        for trans, truth, evs, planted, done in chunks:
+        for trans, truth, future, evs, planted, done in chunks:
             tw.write_table(trans, row_group_size=1_000_000)
             pw.write_table(truth, row_group_size=1_000_000)
+            fw.write_table(future, row_group_size=1_000_000)
             if evs is not None:
                 ew.write_table(evs, row_group_size=1_000_000)
                 qw.write_table(planted, row_group_size=1_000_000)
@@ -738,20 +841,22 @@ def _event_block(
 
 def _event_chunks(
     spec: SynthSpec, ev: EventSpec, chunk_customers: int
-) -> Iterator[tuple[pa.Table, pa.Table, pa.Table, pa.Table, int]]:
-    """Yield (transactions, personas, events, event personas, customers done) per chunk."""
+) -> Iterator[tuple[pa.Table, pa.Table, pa.Table, pa.Table, pa.Table, int]]:
+    """Yield (transactions, personas, future, events, event personas, customers done) per chunk."""
     shop = _shop(spec)
     per_chunk = max(1, -(-chunk_customers // spec.block_customers))
     for b0 in range(0, spec.n_blocks, per_chunk):
         blocks = range(b0, min(b0 + per_chunk, spec.n_blocks))
         parts = [_block(spec, shop, b) for b in blocks]
         evs = [
-            _event_block(spec, ev, shop, b, *part) for b, part in zip(blocks, parts, strict=True)
+            _event_block(spec, ev, shop, b, part[0], part[1])
+            for b, part in zip(blocks, parts, strict=True)
         ]
         done = min(spec.n_customers, (b0 + len(parts)) * spec.block_customers)
         yield (
             pa.concat_tables([p[0] for p in parts]),
             pa.concat_tables([p[1] for p in parts]),
+            pa.concat_tables([p[2] for p in parts]),
             pa.concat_tables([e[0] for e in evs]),
             pa.concat_tables([e[1] for e in evs]),
             done,
@@ -763,7 +868,7 @@ def generate_events(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(events, event-only personas) in memory, for small n; equal to what is written."""
     events, planted = [], []
-    for _, _, e, p, _ in _event_chunks(spec, ev or EventSpec(), spec.n_customers):
+    for _, _, _, e, p, _ in _event_chunks(spec, ev or EventSpec(), spec.n_customers):
         events.append(e)
         planted.append(p)
     return pa.concat_tables(events).to_pandas(), pa.concat_tables(planted).to_pandas()
