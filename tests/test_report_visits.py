@@ -34,7 +34,7 @@ def events() -> Events:
         stage_kpis={
             "acquisition": {"visit_to_first_order": 0.25},
             "conversion": {"second_order_rate": 0.5, "cart_recovery": None},
-            "retention": {"repeat_rate": 0.4, "revenue_per_customer": 1234.5},
+            "retention": {"recent_repeat_rate": 0.4, "revenue_per_repeat_customer": 1234.5},
         },
     )
 
@@ -88,7 +88,7 @@ def test_stage_kpi_table(events):
 
 def test_segment_kpi_table_and_types(events):
     table = visits.segment_kpi_table(
-        {"vip": {"repeat_rate": 1.0}, "new": {"visit_to_first_order": 0.0}},
+        {"vip": {"recent_repeat_rate": 1.0}, "new": {"visit_to_first_order": 0.0}},
         {"vip": "VIP", "new": "New visitors"},
         {"vip": "retention", "new": "acquisition"},
         "en",

@@ -33,8 +33,8 @@ def test_kpi_values(table):
         "visit_to_first_order": 0.6,  # 3 of the 5 visitors ordered ('c' never visited)
         "second_order_rate": 0.6667,  # 2 of 3 buyers ordered twice
         "cart_recovery": 0.5,  # 4 decided carts, 2 abandoned
-        "repeat_rate": 0.5,  # of 2 repeat buyers, 'e' ordered within 90 days
-        "revenue_per_customer": 600.0,  # (300 + 900) / 2
+        "recent_repeat_rate": 0.5,  # of 2 repeat buyers, 'e' ordered within 90 days
+        "revenue_per_repeat_customer": 600.0,  # (300 + 900) / 2
     }
 
 
@@ -48,8 +48,11 @@ def test_stage_kpis_group_by_stage(table):
 
 def test_segment_kpis_use_each_segments_stage_and_members(table):
     got = segment_kpis(table, load_map("ko_crm_visits"), 90)
-    assert got["vip"] == {"repeat_rate": 1.0, "revenue_per_customer": 300.0}
-    assert got["churned_repeat"] == {"repeat_rate": 0.0, "revenue_per_customer": 900.0}
+    assert got["vip"] == {"recent_repeat_rate": 1.0, "revenue_per_repeat_customer": 300.0}
+    assert got["churned_repeat"] == {
+        "recent_repeat_rate": 0.0,
+        "revenue_per_repeat_customer": 900.0,
+    }
     assert got["win_now"] == {"visit_to_first_order": 0.0}
     assert got["needs_attention"] == {"second_order_rate": 0.0, "cart_recovery": 0.5}
     # an empty segment has no value, not 0

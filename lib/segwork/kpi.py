@@ -21,17 +21,25 @@ KPI_KINDS: dict[str, str] = {
     "avg_order_value": "money",
     "median_days_since_last_order": "days",
     "revenue_per_customer": "money",
+    # the visits basis (segwork.visitkpi)
+    "visit_to_first_order": "share",
+    "second_order_rate": "share",
+    "cart_recovery": "share",
+    "recent_repeat_rate": "share",
+    "revenue_per_repeat_customer": "money",
 }
 
 
 def kpi_table(customers: pd.DataFrame, column: str = "rfm_segment_id") -> pd.DataFrame:
     """Per group of ``column``: every KPI in :data:`KPI_KINDS` (NaN for an empty group)."""
+    # on the visits basis frequency counts visits; orders are their own column
+    count = "orders" if "orders" in customers else "frequency"
     g = customers.groupby(column, sort=False, observed=True)
-    orders = g["frequency"].sum()
+    orders = g[count].sum()
     revenue = g["monetary"].sum()
     out = pd.DataFrame(
         {
-            "repeat_rate": g["frequency"].apply(lambda f: float((f >= 2).mean())),
+            "repeat_rate": g[count].apply(lambda f: float((f >= 2).mean())),
             "avg_order_value": revenue / orders.where(orders > 0),
             "median_days_since_last_order": g["recency_days"].median(),
             "revenue_per_customer": revenue / g.size(),

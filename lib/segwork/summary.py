@@ -112,8 +112,8 @@ KpiId = Literal[
     "visit_to_first_order",
     "second_order_rate",
     "cart_recovery",
-    "repeat_rate",
-    "revenue_per_customer",
+    "recent_repeat_rate",
+    "revenue_per_repeat_customer",
 ]
 
 
@@ -813,6 +813,12 @@ def build_summary(
     revenue = table.groupby("rfm_segment_id")["monetary"].sum()
     medians = table.groupby("rfm_segment_id")[["recency_days", "frequency", "monetary"]].median()
     kpis = kpi_table(table)
+    visit_kpis: dict[str, dict[str, float | None]] = {}
+    if getattr(prep, "basis", "orders") == "visits" and prep.events is not None:
+        from segwork.visitkpi import segment_kpis
+
+        window = cfg.events.repeat_window_days
+        visit_kpis = segment_kpis(table, prep.segment_map, window)
 
     def value(frame: Any, gid: str, col: str) -> float | None:
         v = frame[col].get(gid) if gid in frame.index else None
@@ -826,7 +832,7 @@ def build_summary(
             median_recency_days=value(medians, s.id, "recency_days"),
             median_frequency=value(medians, s.id, "frequency"),
             median_monetary=value(medians, s.id, "monetary"),
-            kpis={k: value(kpis, s.id, k) for k in stage_kpis(s.stage)},
+            kpis=visit_kpis.get(s.id) or {k: value(kpis, s.id, k) for k in stage_kpis(s.stage)},
         )
         for s in prep.segment_map.segments
     }

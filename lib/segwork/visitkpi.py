@@ -20,7 +20,7 @@ from segwork.maps import STAGES, SegmentMap
 STAGE_KPIS: dict[str, tuple[str, ...]] = {
     "acquisition": ("visit_to_first_order",),
     "conversion": ("second_order_rate", "cart_recovery"),
-    "retention": ("repeat_rate", "revenue_per_customer"),
+    "retention": ("recent_repeat_rate", "revenue_per_repeat_customer"),
 }
 KPIS: tuple[str, ...] = tuple(k for s in STAGES for k in STAGE_KPIS[s])
 #: Columns the KPIs read from the customer table.
@@ -37,8 +37,8 @@ def kpi_values(customers: pd.DataFrame, repeat_window_days: int = 90) -> dict[st
     visit_to_first_order: of customers with a visit, the share with an order;
     second_order_rate: of buyers, the share with two or more orders;
     cart_recovery: of carts whose window has passed, the share followed by an order;
-    repeat_rate: of repeat buyers, the share who ordered within ``repeat_window_days``;
-    revenue_per_customer: mean order revenue of repeat buyers.
+    recent_repeat_rate: of repeat buyers, the share who ordered within ``repeat_window_days``;
+    revenue_per_repeat_customer: mean order revenue of repeat buyers.
     """
     missing = [c for c in NEEDED if c not in customers.columns]
     if missing:
@@ -52,10 +52,10 @@ def kpi_values(customers: pd.DataFrame, repeat_window_days: int = 90) -> dict[st
         "visit_to_first_order": _share(int((visitors & (orders >= 1)).sum()), int(visitors.sum())),
         "second_order_rate": _share(int((orders >= 2).sum()), int((orders >= 1).sum())),
         "cart_recovery": _share(decided - int(customers["carts_abandoned"].sum()), decided),
-        "repeat_rate": _share(
+        "recent_repeat_rate": _share(
             int((repeat["last_order_days"] <= repeat_window_days).sum()), len(repeat)
         ),
-        "revenue_per_customer": None if math.isnan(revenue) else round(revenue, 2),
+        "revenue_per_repeat_customer": None if math.isnan(revenue) else round(revenue, 2),
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from segwork.currency import Currency
@@ -18,8 +18,10 @@ CARD_CSS = (
 )
 
 
-def card_html(card: ProfileCard, lang: str, cur: Currency | None = None) -> str:
-    """One card as an HTML block; every data-derived string is escaped."""
+def card_html(
+    card: ProfileCard, lang: str, cur: Currency | None = None, extra: Sequence[str] = ()
+) -> str:
+    """One card as an HTML block (``extra``: lines such as its future state); all escaped."""
     e = html.escape
     t = catalogue(lang)
     names = t["columns"]
@@ -52,6 +54,8 @@ def card_html(card: ProfileCard, lang: str, cur: Currency | None = None) -> str:
     ]
     if card.note:
         lines.append(f"<p style='margin:2px 0;color:#8a4b00'>{e(card.note)}</p>")
+    for line in extra:
+        lines.append(f"<p class='segwork-future' style='margin:2px 0'><b>{e(line)}</b></p>")
     for key, values in (
         ("top_countries", card.top_countries),
         ("top_products", card.top_products),
@@ -72,12 +76,48 @@ def card_html(card: ProfileCard, lang: str, cur: Currency | None = None) -> str:
     return "\n".join(lines)
 
 
-def cards_html(cards: Sequence[ProfileCard], lang: str, cur: Currency | None = None) -> str:
-    """Several cards, one after the other; cluster cards under their method's name."""
+def cards_html(
+    cards: Sequence[ProfileCard],
+    lang: str,
+    cur: Currency | None = None,
+    extra: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+    """Several cards, one after the other; cluster cards under their method's name.
+
+    ``extra`` maps a card's group id to lines shown on it (future state, last campaign)."""
     head = ""
     if cards and cards[0].scope != "rfm":
         head = f"<h3>{html.escape(METHOD_NAMES.get(cards[0].scope, cards[0].scope))}</h3>\n"
-    return head + "\n".join(card_html(c, lang, cur) for c in cards)
+    extra = extra or {}
+    return head + "\n".join(card_html(c, lang, cur, extra.get(c.group, ())) for c in cards)
+
+
+def card_lines(
+    summary: Any, scope: str, names: Mapping[str, str], lang: str
+) -> dict[str, list[str]]:
+    """Per group of ``scope`` (``rfm`` or a method): its future state and, for RFM segments,
+    the latest campaign's result, as sentences for its card."""
+    from segwork.currency import currency
+    from segwork.report.future import future_sentence
+    from segwork.report.loop import campaign_card_line
+
+    out: dict[str, list[str]] = {}
+    pred = getattr(summary, "prediction", None)
+    cur = currency(getattr(summary, "currency", None))
+    if pred is not None:
+        states = pred.segments if scope == "rfm" else pred.clusters.get(scope, {})
+        for gid, state in states.items():
+            group = "-1" if gid == "noise" else gid
+            name = names.get(gid, names.get(group, gid))
+            out.setdefault(group, []).append(
+                future_sentence(name, state, pred.horizon_days, lang, cur)
+            )
+    if scope == "rfm":
+        for gid in summary.rfm.groups:
+            line = campaign_card_line(getattr(summary, "feedback", None), gid, lang)
+            if line:
+                out.setdefault(gid, []).append(line)
+    return out
 
 
 class CardsView:
@@ -117,6 +157,7 @@ class MethodCards:
         from segwork.report.views import method, money
 
         self.lang, self.cur = lang, money(art)
+        self.extra: dict[str, dict[str, list[str]]] = {}
         usable = set(segment_methods(art.summary))
         self.parts: list[tuple[str, list[ProfileCard], list[str]]] = []
         for m in METHODS:
@@ -125,6 +166,8 @@ class MethodCards:
                 continue
             if m in usable:
                 found = cluster_cards(art.customers, art.top, m, ms, art.segment_map, lang)
+                names = {c.group: c.name for c in found}
+                self.extra[m] = card_lines(art.summary, m, names, lang)
                 self.parts.append((m, found, []))
             else:
                 words = [
@@ -138,7 +181,7 @@ class MethodCards:
         out = []
         for m, found, words in self.parts:
             if found:
-                out.append(cards_html(found, self.lang, self.cur))
+                out.append(cards_html(found, self.lang, self.cur, self.extra.get(m)))
             elif words:
                 out.append(f"<h3>{html.escape(METHOD_NAMES.get(m, m))}</h3>")
                 out.append("".join(f"<p>{html.escape(w)}</p>" for w in words))

@@ -11,16 +11,20 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from segwork.currency import Currency
+from segwork.report.tables import fmt_money
 from segwork.summary import BacktestScores, FutureState, Prediction
 from segwork.text import catalogue
 
 
-def _money(v: float) -> str:
-    """Thousands-separated whole amount (as on the segment cards)."""
-    return f"{v:,.0f}"
+def _money(v: float, cur: Currency | None = None) -> str:
+    """A whole amount in the run's currency (as on the segment cards)."""
+    return fmt_money(v, cur, whole=True)
 
 
-def future_sentence(name: str, state: FutureState, horizon_days: int, lang: str) -> str:
+def future_sentence(
+    name: str, state: FutureState, horizon_days: int, lang: str, cur: Currency | None = None
+) -> str:
     """ "VIP: 1,203 customers, 64% likely to buy in 90 days, 212 at risk holding 48,000 of ..."."""
     return catalogue(lang)(
         "future.sentence",
@@ -29,7 +33,7 @@ def future_sentence(name: str, state: FutureState, horizon_days: int, lang: str)
         likely=state.mean_p_purchase,
         days=horizon_days,
         at_risk=state.at_risk,
-        at_risk_revenue=_money(state.at_risk_revenue),
+        at_risk_revenue=_money(state.at_risk_revenue, cur),
     )
 
 

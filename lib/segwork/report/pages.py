@@ -26,6 +26,7 @@ from segwork.maps import STAGES
 from segwork.outputs import LISTS
 from segwork.report.clusterwords import best_sentence, structure_sentence
 from segwork.report.fonts import embed_font
+from segwork.report.future import backtest_sentence, future_sentence
 from segwork.report.tables import TABLE_CSS, fmt_int, fmt_money, fmt_num, fmt_share
 from segwork.report.views import (
     METHOD_NAMES,
@@ -71,6 +72,12 @@ def kpi_value(kpi: str, value: float | None, cur: Currency | None, lang: str) ->
     return fmt_num(value, 1)
 
 
+def kpi_name(kpi: str, lang: str, window_days: int = 90) -> str:
+    """A KPI's name in ``lang`` (the repeat window filled in where the name has one)."""
+    text = catalogue(lang).get(f"kpis.{kpi}", kpi)
+    return text.format(days=window_days) if "{days}" in text else text
+
+
 def segment_blocks(
     summary: Summary,
     segment_map: Mapping[str, Any],
@@ -111,10 +118,19 @@ def segment_blocks(
                 ),
                 "kpi": str(s.get("kpi", {}).get(lang, "")),
                 "kpi_values": [
-                    (t["kpis"].get(k, k), kpi_value(k, v, cur, lang)) for k, v in g.kpis.items()
+                    (kpi_name(k, lang), kpi_value(k, v, cur, lang)) for k, v in g.kpis.items()
                 ],
                 "actions": list(s.get("actions", {}).get(lang, [])),
                 "campaign": loop.campaign_card_line(summary.feedback, s["id"], lang),
+                "future": future_sentence(
+                    s[lang],
+                    summary.prediction.segments[s["id"]],
+                    summary.prediction.horizon_days,
+                    lang,
+                    cur,
+                )
+                if summary.prediction is not None and s["id"] in summary.prediction.segments
+                else None,
                 "list_href": f"{LISTS}/{s['id']}.csv" if s["id"] in lists else None,
                 "list_rows": lists.get(s["id"], 0),
             }
@@ -250,6 +266,9 @@ def index_context(
         "empty_segments": empty,
         "warnings": [warning_text(w, lang) for w in summary.warnings],
         "analysts": analyst_rows(summary),
+        "future": backtest_sentence(summary.prediction, summary.as_of, lang)
+        if summary.prediction is not None
+        else None,
         "cluster_notes": [
             w for w in (structure_sentence(summary, lang), best_sentence(summary, lang)) if w
         ],

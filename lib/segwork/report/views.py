@@ -55,6 +55,11 @@ __all__ = [
     "lift_table",
     "contingency",
     "cluster_words",
+    "future_backtest",
+    "future_backtest_table",
+    "future_segments",
+    "basis",
+    "events_ledger",
     "silhouettes",
     "contingency_table",
     "money",
@@ -402,6 +407,79 @@ def contingency_table(art: Artifacts, method_id: str, lang: str) -> Table:
     """:func:`contingency` as a reader's table (one row per cluster)."""
     tab = contingency(art, method_id, lang)
     return Table(tab.reset_index(), lang, headers={c: c for c in tab.columns})
+
+
+def future_backtest(art: Artifacts, lang: str) -> Lines:
+    """The back-test in one sentence a marketer reads (or why there is no prediction)."""
+    from segwork.report.future import backtest_sentence
+
+    pred = art.summary.prediction
+    if pred is None:
+        return Lines([catalogue(lang)("tables.no_prediction")])
+    return Lines([backtest_sentence(pred, art.summary.as_of, lang)])
+
+
+def future_backtest_table(art: Artifacts, lang: str) -> Table:
+    """Our model and every baseline on the same back-test split (AUC, Brier, errors, hits)."""
+    from segwork.report.future import backtest_table
+
+    pred = art.summary.prediction
+    df = backtest_table(pred, lang) if pred is not None else pd.DataFrame()
+    cols = list(df.columns)
+    kinds = {cols[2]: "score", cols[3]: "score", cols[4]: "num"} if len(cols) >= 7 else {}
+    return Table(df, lang, kinds, money(art), headers={c: str(c) for c in cols})
+
+
+def future_segments(art: Artifacts, lang: str) -> Table:
+    """Each RFM segment's future (by revenue share): likely buyers, expected value, at risk."""
+    pred = art.summary.prediction
+    if pred is None:
+        return Table(pd.DataFrame(), lang)
+    order = segment_frame(art, lang)
+    rows = []
+    for gid, name in zip(order["segment_id"], order["name"], strict=True):
+        st = pred.segments.get(gid)
+        if st is None:
+            continue
+        rows.append(
+            {
+                "segment": name,
+                "customers": st.customers,
+                "likely": st.mean_p_purchase,
+                "expected_orders": st.expected_orders,
+                "expected_revenue": st.expected_revenue,
+                "at_risk": st.at_risk,
+                "at_risk_revenue": st.at_risk_revenue,
+            }
+        )
+    t = catalogue(lang)
+    headers = {k: t(f"future.{k}") for k in rows[0] if k != "segment"} if rows else {}
+    kinds = {"likely": "share", "expected_orders": "int", "at_risk_revenue": "money"}
+    return Table(pd.DataFrame(rows), lang, kinds, money(art), headers=headers)
+
+
+def basis(art: Artifacts, lang: str) -> Lines:
+    """What R and F count in this run (orders or visits), and the events read, in words."""
+    from segwork.report.visits import basis_statement, events_sentence
+
+    lines = [basis_statement(art.summary, lang)]
+    if art.summary.events is not None:
+        lines.append(events_sentence(art.summary, lang))
+    return Lines(lines)
+
+
+def events_ledger(art: Artifacts, lang: str) -> Table | Lines:
+    """The behaviour events' own ledger (rows kept or dropped per reason), when events were read."""
+    from segwork.report.visits import events_ledger_table
+
+    ev = art.summary.events
+    if ev is None:
+        return Lines([catalogue(lang)("tables.no_events")])
+    df = events_ledger_table(ev, lang)
+    cols = list(df.columns)
+    df[cols[2]] = df[cols[2]] / 100  # shares come in percent
+    kinds = {cols[1]: ("int", "signed_int"), cols[2]: "share"}
+    return Table(df, lang, kinds, headers={c: str(c).replace("(%)", "").strip() for c in cols})
 
 
 def cluster_words(art: Artifacts, lang: str) -> Lines:

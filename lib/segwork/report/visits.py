@@ -27,7 +27,7 @@ __all__ = [
     "segment_kpi_table",
 ]
 #: KPIs that are amounts (money), not shares.
-_AMOUNTS = frozenset({"revenue_per_customer"})
+_AMOUNTS = frozenset({"revenue_per_repeat_customer"})
 
 
 def events_ledger_table(events: Events, lang: str) -> pd.DataFrame:
