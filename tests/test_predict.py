@@ -176,6 +176,10 @@ def test_future_state_by_hand() -> None:
         "at_risk_revenue": 40.0,
     }
     assert out["new"]["at_risk"] == 1 and out["new"]["at_risk_revenue"] == 0.0
+    # a visitor who never ordered has no prediction: counted nowhere, never a NaN mean
+    groups = pd.Series(["vip", "vip", "new", "browsers"], index=[*idx, "d"])
+    out = predict.future_state(res, groups)
+    assert "browsers" not in out and out["vip"]["customers"] == 2
 
 
 def test_scores_by_hand() -> None:

@@ -617,6 +617,9 @@ def _run_prediction(
 def future_state(result: PredictionResult, groups: pd.Series) -> dict[str, dict[str, Any]]:
     """Per group id: customers, mean p_purchase, expected orders and revenue, at-risk figures.
 
+    Only customers with a prediction count (visitors who never ordered have none); a group of
+    such customers only has no future state.
+
     At risk = p_purchase below ``at_risk_below``; ``at_risk_revenue`` is what those customers
     spent in the last window ``[T - H, T)``.
     """
@@ -637,7 +640,10 @@ def future_state(result: PredictionResult, groups: pd.Series) -> dict[str, dict[
     groups_in_order = sorted(frame["g"].unique(), key=lambda g: (not g.isdigit(), g.zfill(12)))
     parts = dict(list(frame.groupby("g", sort=False)))
     for g in groups_in_order:
-        part = parts[g]
+        # customers with no order history (visitors who never bought) have no prediction
+        part = parts[g].dropna(subset=["p"])
+        if part.empty:
+            continue
         out[str(g)] = {
             "customers": len(part),
             "mean_p_purchase": round(float(part["p"].mean()), 4),

@@ -189,8 +189,8 @@ class RFMGroup(Model):
     stage: Stage
     customers: int
     revenue: float
-    median_recency_days: float | None = None
-    median_frequency: float | None = None
+    median_recency_days: float | None = None  # days since the last order (typical customer)
+    median_frequency: float | None = None  # orders (typical customer)
     median_monetary: float | None = None
     kpis: dict[str, float | None] = {}  # KPI id (segwork.kpi) -> current value; None if undefined
 
@@ -811,7 +811,14 @@ def build_summary(
     table = prep.table
     counts = table["rfm_segment_id"].value_counts()
     revenue = table.groupby("rfm_segment_id")["monetary"].sum()
-    medians = table.groupby("rfm_segment_id")[["recency_days", "frequency", "monetary"]].median()
+    # the typical customer in orders (on the visits basis R and F count visits)
+    cols = {"recency_days": "last_order_days", "frequency": "orders"}
+    picked = {k: (v if v in table else k) for k, v in cols.items()}
+    medians = (
+        table.groupby("rfm_segment_id")[[picked["recency_days"], picked["frequency"], "monetary"]]
+        .median()
+        .rename(columns={v: k for k, v in picked.items()})
+    )
     kpis = kpi_table(table)
     visit_kpis: dict[str, dict[str, float | None]] = {}
     if getattr(prep, "basis", "orders") == "visits" and prep.events is not None:

@@ -124,15 +124,20 @@ class CardsView:
     """Displays cards as HTML in a notebook (and as plain text elsewhere)."""
 
     def __init__(
-        self, cards: Sequence[ProfileCard], lang: str, cur: Currency | None = None
+        self,
+        cards: Sequence[ProfileCard],
+        lang: str,
+        cur: Currency | None = None,
+        extra: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.cards = list(cards)
         self.lang = lang
         self.cur = cur
+        self.extra = extra or {}
 
     def _repr_html_(self) -> str:
         """Rich display in Jupyter."""
-        return cards_html(self.cards, self.lang, self.cur)
+        return cards_html(self.cards, self.lang, self.cur, self.extra)
 
     def __repr__(self) -> str:
         """Plain text: one line per card (what nbval compares)."""
