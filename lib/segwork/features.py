@@ -22,20 +22,14 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.preprocessing import PowerTransformer, RobustScaler, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
+from segwork import visitbasis
 from segwork.errors import SegworkInputError
 
 DEFAULT_FEATURES = ("recency_days", "frequency", "monetary")
 OPTIONAL_FEATURES = ("tenure_days", "avg_order_value", "mean_interpurchase_days")
 #: Present when a run has events (segwork.visitbasis); NaN (no visit, no order) gets the median.
-VISIT_FEATURES = (
-    "visits",
-    "views",
-    "carts",
-    "carts_abandoned",
-    "first_visit_days",
-    "visit_conversion",
-    "days_to_first_order",
-)
+#: ``orders`` is left out: it is frequency again on the orders basis.
+VISIT_FEATURES = tuple(c for c in visitbasis.VISIT_FEATURES if c != "orders")
 ALLOWED_FEATURES = DEFAULT_FEATURES + OPTIONAL_FEATURES + VISIT_FEATURES
 _CLIP_AT_ZERO = ("monetary", "avg_order_value")
 _TRANSFORMS = ("log1p", "yeo-johnson", "none")

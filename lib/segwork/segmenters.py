@@ -415,6 +415,31 @@ class _RFMSegmenter(ClusterMixin, BaseEstimator):
                 min_share=self.min_share,
             )
 
+    def _curve_stability(
+        self, xs: np.ndarray, ks: list[int], scores: dict[str, Any], label_many: Any
+    ) -> list[float | None]:
+        """Bootstrap stability per candidate k (when curves are scored), kept in ``scores``."""
+        stab: list[float | None] = [None] * len(ks)
+        if self.score_curves and len(ks) > 1:
+            stab = subsample_stability(
+                xs,
+                label_many,
+                ks,
+                self.stability_repeats,
+                self.stability_sample_size,
+                self.random_state,
+            )
+            scores["stability"] = stab
+        return stab
+
+    def _fixed(self, fixed: int | None, ks: list[int], shares: list[float]) -> int | None:
+        """The fixed k (the largest candidate when it is out of reach), noted when it is small."""
+        if fixed is None:
+            return None
+        k = int(fixed) if int(fixed) in ks else ks[-1]
+        self._note_fixed(k, shares[ks.index(k)])
+        return k
+
     def _degenerate(self, n_rows: int, reason: str, /, **params: Any) -> None:
         """Label everyone with the fallback label and record why (a reason code), not raising."""
         self.status_ = "degenerate"
@@ -591,21 +616,9 @@ class KMeansSegmenter(_RFMSegmenter):
         scores["n_silhouette_sample"] = len(sil_idx)
         shares = [smallest_share(fits[k].labels_) for k in ks]
         scores["smallest_share"] = shares
-        stab: list[float | None] = [None] * len(ks)
-        if self.score_curves and len(ks) > 1:
-            stab = subsample_stability(
-                xs,
-                self._label_many,
-                ks,
-                self.stability_repeats,
-                self.stability_sample_size,
-                self.random_state,
-            )
-            scores["stability"] = stab
-        if self.n_clusters is not None:
-            k = int(self.n_clusters) if int(self.n_clusters) in ks else ks[-1]
-            self._note_fixed(k, shares[ks.index(k)])
-            return k, scores
+        stab = self._curve_stability(xs, ks, scores, self._label_many)
+        if (fixed := self._fixed(self.n_clusters, ks, shares)) is not None:
+            return fixed, scores
         k, notes = choose_k(ks, sils, stab, shares, self.k_range, self.min_share)
         for code, params in notes:
             self._note(code, method=self._method_name, **params)
@@ -1219,21 +1232,9 @@ class GaussianMixtureSegmenter(_RFMSegmenter):
             "n_silhouette_sample": len(sil_idx),
             "smallest_share": shares,
         }
-        stab: list[float | None] = [None] * len(ks)
-        if self.score_curves and len(ks) > 1:
-            stab = subsample_stability(
-                xs,
-                self._label_many,
-                ks,
-                self.stability_repeats,
-                self.stability_sample_size,
-                self.random_state,
-            )
-            scores["stability"] = stab
-        if self.n_components is not None:
-            k = int(self.n_components) if int(self.n_components) in ks else ks[-1]
-            self._note_fixed(k, shares[ks.index(k)])
-            return k, scores
+        stab = self._curve_stability(xs, ks, scores, self._label_many)
+        if (fixed := self._fixed(self.n_components, ks, shares)) is not None:
+            return fixed, scores
         k, notes = choose_k(
             ks,
             [-b for b in bic],
