@@ -312,11 +312,14 @@ def shop_run(tmp_path_factory):
     write_synthetic(folder, SynthSpec(n_customers=2_000, seed=5), events=EventSpec())
     # the shop ends 2025-12-31; the clock (now) is later, its 2099 events are in the future
     prep = prepare(folder / "transactions.parquet", Config(), events_path=folder / "events.parquet")
+    buyers = pd.read_parquet(
+        folder / "personas.parquet", columns=["customer_id", "persona", "slipping_vip"]
+    )
+    # VIPs planted as slipping away (their orders thin out, the last one months ago) are the
+    # future-state test's; they are not the loyal VIPs this map must find
+    buyers.loc[buyers["slipping_vip"], "persona"] = "slipping_vip"
     truth = pd.concat(
-        [
-            pd.read_parquet(folder / "personas.parquet", columns=["customer_id", "persona"]),
-            pd.read_parquet(folder / "event_personas.parquet"),
-        ]
+        [buyers[["customer_id", "persona"]], pd.read_parquet(folder / "event_personas.parquet")]
     ).set_index("customer_id")["persona"]
     return prep, truth
 

@@ -32,6 +32,8 @@ ALLOWED = {
     "e.g", "noise", "x", "ID", "IDs", "CSV", "XLSX", "NaN", "None", "True", "False",
     "selection", "clusters", "status", "ok", "degenerate",
     "John", "Shobayo", "Ogunleye",  # authors of the published GMM figure
+    "BG", "NBD", "Gamma-Gamma",  # the BTYD model's name
+    "feedback", "campaign", "FILE", "run", "OUT",  # a command line quoted as it is typed
 }  # fmt: skip
 
 

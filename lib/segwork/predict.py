@@ -334,10 +334,22 @@ class HistoricalRateBaseline(BaseEstimator):
         )
 
 
+def _import_btyd() -> Any:
+    """pymc_marketing.clv, imported without tqdm's "IProgress not found" warning, which a
+    notebook kernel would otherwise show on stderr (and nbval compare)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import pymc_marketing.clv
+
+    return pymc_marketing.clv
+
+
 def btyd_available() -> bool:
     """True when pymc-marketing (the optional ``btyd`` extra) can be imported."""
     try:
-        import pymc_marketing.clv  # noqa: F401
+        _import_btyd()
     except ImportError:
         return False
     return True
@@ -369,7 +381,8 @@ class BetaGeoBaseline(BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> BetaGeoBaseline:
         """MAP fit of both models on at most ``fit_sample`` customers (y is not used)."""
-        from pymc_marketing.clv import BetaGeoModel, GammaGammaModel
+        clv = _import_btyd()
+        BetaGeoModel, GammaGammaModel = clv.BetaGeoModel, clv.GammaGammaModel  # noqa: N806
 
         xm, _ = _xy(X)
         d = _btyd_frame(xm)
