@@ -25,6 +25,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "evaluate",
         "clustering",
         "profile",
+        "spark engine",
         "pipeline summary",
         "artifacts",
         "report.fonts report.figures report.cards report.views report.export",

@@ -137,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"show keyed hashes instead of customer IDs in report files (key: ${PSEUDONYM_ENV}); "
         "segments.csv keeps the real IDs",
     )
+    r.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        default="duckdb",
+        help="where the ledger and RFM run: duckdb on this machine (default) or spark "
+        "(master from $SEGWORK_SPARK_MASTER, default local[*]; --data may be a folder, "
+        "hdfs:// or s3a://)",
+    )
     r.add_argument("--no-report", action="store_true", help="skip the notebooks and HTML report")
     r.add_argument("--quiet", action="store_true", help="no progress messages")
     return parser
@@ -168,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 synth_customers=args.synth_customers,
                 report=not args.no_report,
                 pseudonymise=args.pseudonymise,
+                engine=args.engine,
             )
             key = os.environ.get(PSEUDONYM_ENV, "")
             if args.pseudonymise and not key:

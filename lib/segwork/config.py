@@ -67,6 +67,7 @@ class RunParams:
     notebooks_dir: str | None = None  # default: the notebooks shipped in the package
     kernel_start_timeout: float = KERNEL_START_TIMEOUT
     notebook_timeout: float = NOTEBOOK_TIMEOUT
+    engine: str = "duckdb"  # or "spark": the heavy stages on $SEGWORK_SPARK_MASTER
 
 
 #: The parameters cell of every report notebook: name -> default (checked by a test).
@@ -100,6 +101,10 @@ def check_params(params: RunParams) -> None:
     if params.synth_customers < 1:
         raise SegworkInputError(
             f"--synth-customers: {params.synth_customers} customers; give 1 or more"
+        )
+    if params.engine not in ("duckdb", "spark"):
+        raise SegworkInputError(
+            f"--engine: '{params.engine}' is not an engine; use duckdb or spark"
         )
     if params.seed < 0:
         raise SegworkInputError(f"--seed: {params.seed} is negative; give 0 or more")

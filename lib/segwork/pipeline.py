@@ -22,10 +22,11 @@ from sklearn.base import clone
 from segwork import clean, rfm
 from segwork.clustering import ClusterConfig, ClusteringResult, run_clustering
 from segwork.config import RunParams, check_params, parse_as_of
+from segwork.engine import DEFAULT_ENGINE, data_location, open_store
 from segwork.errors import SegworkInputError
 from segwork.maps import SegmentMap
 from segwork.publish import atomic_dir, out_lock
-from segwork.read import NA_TOKENS, Notice, SourceInfo, open_source
+from segwork.read import NA_TOKENS, Notice, SourceInfo
 from segwork.schema import Config, load_config
 from segwork.store import BY_CUSTOMER, Store
 from segwork.summary import Summary, build_summary
@@ -177,17 +178,20 @@ def prepare(
     as_of: date | None = None,
     progress: Progress | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
+    engine: str = DEFAULT_ENGINE,
 ) -> Prepared:
-    """Read, clean with the ledger, and segment by RFM; bad input raises SegworkInputError."""
+    """Read, clean with the ledger, and segment by RFM; bad input raises SegworkInputError.
+
+    ``engine="spark"`` runs the same SQL on a Spark session (:mod:`segwork.spark`).
+    """
     say = progress or (lambda _msg: None)
-    store = Store(con) if con is not None else Store.open()
-    con = store.con
     timer = Timer()
     path = Path(data_path)
     _check_cancel_status(cfg, path)
     with timer.stage("read"):
-        say(f"reading {path}")
-        source = open_source(path, cfg, con)
+        say(f"reading {data_path}" + (" on Spark" if engine == "spark" else ""))
+        store, source = open_store(engine, data_path, cfg, con)
+    con = store.con
     with timer.stage("ledger_rfm"):
         say("cleaning (ledger) and building the RFM table")
         ledger, used, table, na_ids = compute_ledger_and_rfm(con, cfg, as_of, path)
@@ -247,9 +251,9 @@ def default_data(params: RunParams, progress: Progress) -> Path:
     return tx
 
 
-def load_truth(data_path: Path) -> pd.Series | None:
+def load_truth(data_path: str | Path) -> pd.Series | None:
     """Planted personas beside a synthetic data file (``personas.parquet``), if any."""
-    p = data_path.parent / "personas.parquet"
+    p = Path(data_path).parent / "personas.parquet"
     if not p.is_file():
         return None
     df = pd.read_parquet(p, columns=["customer_id", "persona"])
@@ -278,14 +282,19 @@ def cluster(
         )
 
 
-def start(params: RunParams, progress: Progress | None = None) -> tuple[Config, Path, Prepared]:
+def start(
+    params: RunParams, progress: Progress | None = None
+) -> tuple[Config, str | Path, Prepared]:
     """Validate parameters, read, clean and score RFM: everything before clustering."""
     say = progress or (lambda _msg: None)
     check_params(params)
     cfg = load_config(params.config_path)
     as_of = parse_as_of(params.as_of)
-    data = Path(params.data_path) if params.data_path else default_data(params, say)
-    prep = prepare(data, cfg, as_of, progress=say)
+    if params.data_path:
+        data = data_location(params.engine, params.data_path)
+    else:
+        data = default_data(params, say)
+    prep = prepare(data, cfg, as_of, progress=say, engine=params.engine)
     say(
         f"as-of date {prep.as_of} ({'given' if prep.as_of_given else 'day after the latest kept transaction'})"
     )
@@ -309,7 +318,7 @@ class RunResult:
     clusters: ClusteringResult | None
     summary: Summary
     config: Config
-    data_path: Path
+    data_path: str | Path  # a URL (hdfs://, s3a://) stays a string on the Spark engine
 
 
 def compute(
