@@ -131,14 +131,24 @@ def test_a_folder_of_parquet_files_reads_as_one_source(spark, tmp_path):
     )
 
 
-def test_segments_are_assigned_on_the_executors(spark, messy):
+def test_segments_are_assigned_on_the_executors(spark, messy, tmp_path):
+    from segwork.segmenters import KMeansSegmenter
+
     prep = messy[1]
-    rfm = prep.table[["recency_days", "frequency", "monetary"]].reset_index()
-    frame = spark.createDataFrame(rfm).repartition(3)
-    got = sp.assign_on_executors(frame, {"rfm_segment_id": prep.segmenter}).toPandas()
-    got = got.set_index("customer_id").sort_index()["rfm_segment_id"]
-    want = prep.table["rfm_segment_id"].sort_index().astype(str)
-    pd.testing.assert_series_equal(got, want, check_names=False, check_dtype=False)
+    km = KMeansSegmenter(n_clusters=3).fit(prep.table)
+    out = tmp_path / "segments_parquet"
+    sp.write_segments_parquet(prep.store.con, prep.as_of, prep.segmenter, {"kmeans": km}, out)
+    assert {p.name for p in out.iterdir() if p.is_dir()} == {
+        f"rfm_segment_id={s}" for s in prep.table["rfm_segment_id"].unique()
+    }
+    got = pd.read_parquet(out).set_index("customer_id").sort_index()
+    want = prep.table.sort_index()
+    assert len(got) == len(want) == 40
+    for col in ("recency_days", "frequency", "monetary", "r_score", "f_score", "m_score"):
+        assert got[col].tolist() == want[col].tolist(), col
+    assert got["rfm_segment_id"].astype(str).tolist() == want["rfm_segment_id"].tolist()
+    assert got["kmeans_cluster"].tolist() == km.predict(want).tolist()
+    assert got["kmeans_cluster"].nunique() > 1
 
 
 def test_transpiled_sql_keeps_duckdb_meaning():

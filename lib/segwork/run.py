@@ -159,6 +159,10 @@ class Publisher:
             extra = clus.labels[list(CLUSTER_COLUMNS)] if clus else None
             if not write_segments(segments_frame(prep.table, labels, extra), tmp):
                 self.say("segments.xlsx skipped: more customers than an Excel sheet holds")
+            if self.params.engine == "spark":  # large tables also as partitioned Parquet
+                from segwork.spark import write_run_segments
+
+                write_run_segments(prep, clus, tmp, self.say)
             if session is not None and not session.failed:
                 if clus is not None:
                     write_cluster_artifacts(tmp, prep, clus, pseudonym_key=self.key)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from segwork.errors import SegworkInputError
@@ -408,37 +409,100 @@ def open_store(
 
 # --------------------------------------------------------------------------- executors
 
+#: Above this many customers ``segwork run --engine spark`` also writes segments as Parquet
+#: partitioned by RFM segment (OUT/segments_parquet/), labelled on the executors.
+PARQUET_MIN_CUSTOMERS = 1_000_000
+SEGMENTS_PARQUET = "segments_parquet"
 
-def assign_on_executors(
-    frame: DataFrame,
-    estimators: dict[str, Any],
-    features: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
-    key: str = "customer_id",
-) -> DataFrame:
-    """Every customer labelled on the executors: ``<name>`` = estimator.predict(rows).
 
-    The fitted estimators are broadcast once; each partition is a pandas batch (``mapInPandas``).
-    ``features`` maps a batch of the per-customer table to what the estimators take (default:
-    the batch itself). Returns ``key`` and one column per estimator.
+class _Capture:
+    """A connection that keeps the Spark plan of a query instead of collecting it."""
+
+    def __init__(self, con: SparkCon) -> None:
+        self.con = con
+        self.frame: DataFrame | None = None
+
+    def execute(self, sql: str, params: list[object] | None = None) -> SparkResult:
+        result = self.con.execute(sql, params)
+        self.frame = result.frame
+        return SparkResult(None if result.frame is None else result.frame.limit(0))
+
+
+def rfm_frame(con: SparkCon, as_of: Any) -> DataFrame:
+    """The per-customer RFM table as a Spark DataFrame, from :func:`segwork.rfm.rfm_table`'s SQL."""
+    from segwork import rfm
+
+    cap = _Capture(con)
+    rfm.rfm_table(cap, as_of)  # type: ignore[arg-type]
+    assert cap.frame is not None
+    return cap.frame
+
+
+def label_batch(batch: pd.DataFrame, segmenter: Any, clusterers: dict[str, Any]) -> pd.DataFrame:
+    """Scores, RFM segment and cluster labels of one batch of customers (indexed by id)."""
+    from segwork import rfm
+
+    out = batch[["recency_days", "frequency", "monetary"]].copy()
+    out = out.join(rfm.score(batch, segmenter.edges_, segmenter.bins))
+    out["rfm_segment_id"] = segmenter.map_.assign(out[["r_score", "f_score", "m_score"]])
+    for name, seg in clusterers.items():
+        out[f"{name}_cluster"] = np.asarray(seg.predict(batch), dtype=np.int64)
+    out.index.name = "customer_id"
+    return out.reset_index()
+
+
+def assign_on_executors(frame: DataFrame, segmenter: Any, clusterers: dict[str, Any]) -> DataFrame:
+    """Every customer scored, segmented and clustered on the executors (``mapInPandas``).
+
+    The fitted RFM segmenter and clusterers are broadcast once; each partition arrives as
+    pandas batches of the per-customer table. Returns customer_id, R, F, M, the three scores,
+    rfm_segment_id and one ``<name>_cluster`` column per clusterer.
     """
     import pickle
 
     spark = frame.sparkSession
-    blob = spark.sparkContext.broadcast(pickle.dumps(estimators))
-    names = list(estimators)
-    schema = f"{key} string, " + ", ".join(f"`{n}` string" for n in names)
+    blob = spark.sparkContext.broadcast(pickle.dumps((segmenter, clusterers)))
+    clusters = "".join(f", {n}_cluster bigint" for n in clusterers)
+    schema = (
+        "customer_id string, recency_days bigint, frequency bigint, monetary double, "
+        f"r_score bigint, f_score bigint, m_score bigint, rfm_segment_id string{clusters}"
+    )
 
     def label(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        fitted = pickle.loads(blob.value)
+        seg, clus = pickle.loads(blob.value)
         for batch in batches:
-            if batch.empty:
-                continue
-            x = batch.set_index(key)
-            x.index = x.index.astype(str)
-            feats = features(x) if features else x
-            out = pd.DataFrame({key: x.index.to_numpy()})
-            for name in names:
-                out[name] = pd.Series(fitted[name].predict(feats)).astype(str).to_numpy()
-            yield out
+            if len(batch):
+                x = batch.set_index(batch["customer_id"].astype(str)).drop(columns="customer_id")
+                yield label_batch(x, seg, clus)
 
     return frame.mapInPandas(label, schema)
+
+
+def write_segments_parquet(
+    con: SparkCon, as_of: Any, segmenter: Any, clusterers: dict[str, Any], out: str | Path
+) -> str:
+    """segments as Parquet partitioned by rfm_segment_id, written by the executors; the path."""
+    target = str(out) if is_remote(str(out)) else Path(out).resolve().as_uri()
+    labelled = assign_on_executors(rfm_frame(con, as_of), segmenter, clusterers)
+    labelled.write.mode("errorifexists").partitionBy("rfm_segment_id").parquet(target)
+    return target
+
+
+def write_run_segments(prep: Any, clus: Any, out: Path, say: Callable[[str], None]) -> str | None:
+    """For a large Spark run: OUT/segments_parquet/ beside segments.csv, labelled on executors.
+
+    ``prep`` is the run's :class:`segwork.pipeline.Prepared` (on a :class:`SparkCon`), ``clus``
+    its clustering result or None; the clusterers that fitted are broadcast as they are.
+    """
+    con = prep.store.con
+    if not isinstance(con, SparkCon) or len(prep.table) < PARQUET_MIN_CUSTOMERS:
+        return None
+    fitted = {}
+    if clus is not None:
+        fitted = {
+            n: clus.segmenters[n]
+            for n in ("kmeans", "ward", "hdbscan")
+            if f"{n}_cluster" in clus.labels and n not in clus.summary.get("errors", {})
+        }
+    say(f"writing {SEGMENTS_PARQUET}/ on the executors ({len(prep.table):,} customers)")
+    return write_segments_parquet(con, prep.as_of, prep.segmenter, fitted, out / SEGMENTS_PARQUET)
