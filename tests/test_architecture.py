@@ -45,6 +45,8 @@ LONG_MODULES = {
     "clean": "the ledger's rules, cancellation matching and the per-customer aggregate in SQL",
     "report.views": "the reader tables of four report pages",
     "report.execute": "the child-process runner with its deadlines and retry",
+    "spark": "the Spark engine: a DuckDB-shaped connection replaying segwork's SQL through SQLGlot, "
+    "the reader's replay over files, folders and URLs, and the labelling on the executors",
     "summary": "the whole summary.json contract (models, schema, build, read, write) in one place",
 }
 

@@ -86,13 +86,17 @@ def session(
     _require_spark()
     from pyspark.sql import SparkSession
 
-    url = master or os.environ.get(MASTER_ENV) or DEFAULT_MASTER
-    if url.startswith("local"):  # executors run this interpreter (with pandas and segwork)
+    url = master or os.environ.get(MASTER_ENV)
+    # under spark-submit the launcher's --master holds unless segwork is told otherwise
+    submitted = url is None and "PYSPARK_GATEWAY_PORT" in os.environ
+    url = url or DEFAULT_MASTER
+    if url.startswith("local") and not submitted:  # executors run this interpreter
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName("segwork")
+    if not submitted:
+        builder = builder.master(url)
     builder = (
-        SparkSession.builder.master(url)
-        .appName("segwork")
-        .config("spark.sql.session.timeZone", "UTC")
+        builder.config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.ansi.enabled", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.showConsoleProgress", "false")
@@ -263,8 +267,8 @@ class SparkCon:
         """
         from pyspark import StorageLevel
 
+        # computed by the first query that reads it, then read from the cache
         frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
-        frame.count()
         frame.createOrReplaceTempView(name)
         self._persisted.append(frame)
 
