@@ -82,7 +82,7 @@ def messy(spark, tmp_path_factory):
     """The hand-built file prepared by both engines, once for the module."""
     p = tmp_path_factory.mktemp("messy") / "orders.parquet"
     messy_orders().to_parquet(p, index=False)
-    return prepare(p, Config()), prepare(p, Config(), engine="spark")
+    return prepare(p, Config()), prepare(p, Config(), engine="spark"), p
 
 
 def assert_engines_agree(duck, spk) -> None:
@@ -96,7 +96,7 @@ def assert_engines_agree(duck, spk) -> None:
 
 
 def test_hand_built_file_gives_the_same_ledger_rfm_and_segments(messy):
-    duck, spk = messy
+    duck, spk, _ = messy
     assert_engines_agree(duck, spk)
     dropped = spk.ledger.dropped_rows
     assert dropped["duplicate"] == 2
@@ -111,19 +111,17 @@ def test_hand_built_file_gives_the_same_ledger_rfm_and_segments(messy):
     assert [w[0] for w in spk.warnings] == [w[0] for w in duck.warnings]
 
 
-def test_a_folder_of_parquet_files_reads_as_one_source(spark, tmp_path):
-    df = messy_orders()
-    whole = tmp_path / "whole.parquet"
-    df.to_parquet(whole, index=False)
+def test_a_folder_of_parquet_files_reads_as_one_source(spark, messy, tmp_path):
+    df = pd.read_parquet(messy[2])
     folder = tmp_path / "parts"
-    folder.mkdir()
+    (folder / "2024").mkdir(parents=True)
     half = len(df) // 2
-    df.iloc[:half].to_parquet(folder / "part-0.parquet", index=False)
+    df.iloc[:half].to_parquet(folder / "2024" / "part 0.parquet", index=False)
     df.iloc[half:].to_parquet(folder / "part-1.parquet", index=False)
     raw = sp.read_raw(spark, str(folder))
     ids = [r[0] for r in raw.select(sp.ROW_NUMBER).collect()]
-    assert len(ids) == len(df) == len(set(ids))  # every line its own id across files
-    duck = prepare(whole, Config())
+    assert None not in ids and len(ids) == len(df) == len(set(ids))  # unique across files
+    duck = messy[0]  # the same lines as one file, on DuckDB
     spk = prepare(folder, Config(), engine="spark")
     assert spk.ledger.as_dict() == duck.ledger.as_dict()
     pd.testing.assert_frame_equal(
@@ -149,6 +147,19 @@ def test_segments_are_assigned_on_the_executors(spark, messy, tmp_path):
     assert got["rfm_segment_id"].astype(str).tolist() == want["rfm_segment_id"].tolist()
     assert got["kmeans_cluster"].tolist() == km.predict(want).tolist()
     assert got["kmeans_cluster"].nunique() > 1
+
+
+def test_cli_engine_switch_writes_the_same_segments(spark, messy, tmp_path):
+    from segwork.cli import main
+
+    data = messy[2]
+    for engine in ("duckdb", "spark"):
+        argv = ["run", "--data", str(data), "--out", str(tmp_path / engine), "--no-report"]
+        assert main([*argv, "--engine", engine, "--quiet"]) == 0
+    duck = pd.read_csv(tmp_path / "duckdb" / "segments.csv", encoding="utf-8-sig")
+    spk = pd.read_csv(tmp_path / "spark" / "segments.csv", encoding="utf-8-sig")
+    pd.testing.assert_frame_equal(duck, spk)
+    assert main(["run", "--engine", "spark", "--data", str(tmp_path / "no.parquet")]) == 2
 
 
 def test_transpiled_sql_keeps_duckdb_meaning():

@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine",
         choices=("duckdb", "spark"),
         default="duckdb",
-        help="where the ledger and RFM run: duckdb on this machine (default) or spark "
+        help="where the ledger and RFM run: duckdb on this machine or spark "
         "(master from $SEGWORK_SPARK_MASTER, default local[*]; --data may be a folder, "
         "hdfs:// or s3a://)",
     )

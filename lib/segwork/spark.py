@@ -406,6 +406,8 @@ def open_store(
     path: str, cfg: Config, spark: SparkSession | None = None
 ) -> tuple[Store, SourceInfo]:
     """A store whose connection runs on Spark, with ``tx`` opened over ``path``."""
+    if not is_remote(str(path)) and not Path(path).exists():
+        raise SegworkInputError(f"--data {path}: no such file or folder")
     con = SparkCon(spark or session())
     info = open_spark_source(con, str(path), cfg)
     return Store(con), info  # type: ignore[arg-type]
