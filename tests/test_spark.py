@@ -162,6 +162,16 @@ def test_cli_engine_switch_writes_the_same_segments(spark, messy, tmp_path):
     assert main(["run", "--engine", "spark", "--data", str(tmp_path / "no.parquet")]) == 2
 
 
+def test_text_dates_are_refused_in_one_line(spark, tmp_path):
+    df = messy_orders()
+    df["InvoiceDate"] = df["InvoiceDate"].dt.strftime("%d/%m/%Y %H:%M")  # text, not timestamps
+    p = tmp_path / "text_dates.parquet"
+    df.to_parquet(p, index=False)
+    with pytest.raises(SegworkInputError, match="needs typed columns") as err:
+        sp.open_store(str(p), Config(), spark)
+    assert "\n" not in str(err.value)
+
+
 def test_transpiled_sql_keeps_duckdb_meaning():
     framed = sp.to_spark_sql(
         "SELECT sum(x) OVER (w ROWS UNBOUNDED PRECEDING) AS s FROM t "
@@ -182,8 +192,10 @@ def test_engine_and_data_flags_are_checked(tmp_path):
         check_engine("polars")
     assert data_location("spark", "s3a://bucket/tx/") == "s3a://bucket/tx/"
     assert data_location("duckdb", "x.parquet") == Path("x.parquet")
-    with pytest.raises(SegworkInputError, match="no .parquet or .csv"):
+    with pytest.raises(SegworkInputError, match="no .parquet files"):
         sp.source_format(str(tmp_path))
+    with pytest.raises(SegworkInputError, match="reads Parquet"):
+        sp.source_format(str(tmp_path / "orders.csv"))
     assert sp.source_format("hdfs://nn/tx/2026-10") == "parquet"
 
 

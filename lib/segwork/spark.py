@@ -303,22 +303,21 @@ def is_remote(path: str) -> bool:
 
 
 def source_format(path: str) -> str:
-    """parquet or csv, from the file's suffix or, for a local folder, the files in it."""
+    """``parquet`` for a .parquet file, a folder holding them or a URL; anything else refused.
+
+    CSV and Excel hold text that only the DuckDB reader parses (encodings, header rows, money
+    and date formats), so the Spark engine reads typed Parquet only.
+    """
     name = path.rstrip("/").lower()
-    for suffix, fmt in ((".parquet", "parquet"), (".csv", "csv"), (".csv.gz", "csv")):
-        if name.endswith(suffix):
-            return fmt
-    if not is_remote(path) and Path(path).is_dir():
-        files = [p.name.lower() for p in Path(path).rglob("*") if p.is_file()]
-        if any(f.endswith(".parquet") for f in files):
+    if name.endswith(".parquet") or is_remote(path):
+        return "parquet"
+    if Path(path).is_dir():
+        if any(p.name.lower().endswith(".parquet") for p in Path(path).rglob("*") if p.is_file()):
             return "parquet"
-        if any(f.endswith((".csv", ".csv.gz")) for f in files):
-            return "csv"
-        raise SegworkInputError(f"--data {path}: the folder holds no .parquet or .csv files")
-    if is_remote(path):
-        return "parquet"  # a remote folder: Parquet is what clusters store
+        raise SegworkInputError(f"--data {path}: the folder holds no .parquet files")
     raise SegworkInputError(
-        f"--data {path}: the Spark engine reads Parquet or CSV (.parquet, .csv, .csv.gz, or a folder of them)"
+        f"--data {path}: the Spark engine reads Parquet (a file, a folder, hdfs://, s3a://); "
+        "run CSV and Excel files with the default engine or convert them to Parquet first"
     )
 
 
@@ -334,26 +333,16 @@ def read_raw(spark: SparkSession, path: str) -> DataFrame:
         raise SegworkInputError(f"--data {path}: no such file or folder")
     fmt = source_format(path)
     try:
-        if fmt == "parquet":
-            raw = spark.read.parquet(_uri(path))
-            files = sorted(raw.inputFiles())
-            line = F.col("_metadata.row_index")
-        else:
-            raw = (
-                spark.read.option("header", True)
-                .option("inferSchema", False)
-                .option("encoding", "UTF-8")
-                .csv(_uri(path))
-            )
-            files = sorted(raw.inputFiles())
-            line = F.monotonically_increasing_id()  # order-preserving within each split
+        raw = spark.read.parquet(_uri(path))
+        files = sorted(raw.inputFiles())
     except Exception as exc:  # noqa: BLE001 - AnalysisException and friends, as one line
         first = (str(exc).strip().splitlines() or [""])[0]
         raise SegworkInputError(f"--data {path}: Spark cannot read it as {fmt} ({first})") from None
+    line = F.col("_metadata.row_index")
     if not files:
         raise SegworkInputError(f"--data {path}: no data files found")
     cols = [F.col(f"`{c}`") for c in raw.columns]
-    if len(files) == 1 or fmt == "csv":
+    if len(files) == 1:
         row = line
     else:
         # inputFiles() and _metadata.file_path spell the scheme differently (file:/// vs
@@ -397,7 +386,14 @@ def open_spark_source(
     if sql is None or not _READ_PARQUET.search(sql):
         raise AssertionError(f"unexpected reader view for the Spark engine: {sql}")
     replay = _READ_PARQUET.sub(RAW, sql, count=1).rstrip().rstrip(";")
-    con.execute(replay.replace("CREATE TEMP VIEW", "CREATE OR REPLACE TEMP VIEW", 1))
+    try:
+        con.execute(replay.replace("CREATE TEMP VIEW", "CREATE OR REPLACE TEMP VIEW", 1))
+    except Exception as exc:  # noqa: BLE001 - Spark's analysis error, as one line
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise SegworkInputError(
+            f"--data {path}: the Spark engine needs typed columns (timestamps, numbers) and "
+            f"cannot replay this file's text parsing ({first}); use the default engine"
+        ) from None
     fmt = source_format(path)
     return dataclasses.replace(info, path=Path(path), format=fmt)
 
