@@ -7,7 +7,8 @@ outside the repository) in the UCI layout: one customer per 50 rows, orders of 5
 lines cancellations, 0.5% postage lines, 0.2% exact duplicates, 2% without a customer. Each
 size prints the wall seconds of :func:`segwork.pipeline.prepare` with ``engine="spark"`` (the
 whole ledger and RFM stage, per-customer table collected to the driver, session start
-excluded) and seconds per million rows; linear growth keeps that last column flat.
+excluded) and seconds per million rows, and the CPU seconds the Spark JVM used for it (what
+a busy shared machine does not distort); linear growth keeps the per-million columns flat.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import psutil
 
 ROWS_PER_CUSTOMER = 50
 
@@ -64,6 +66,18 @@ def make_file(path: Path, rows: int) -> None:
     tmp.rename(path)
 
 
+def jvm_cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this process's children: the Spark JVM."""
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            t = child.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def main() -> None:
     """Generate what is missing, then time the Spark engine at each size."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -96,20 +110,24 @@ def main() -> None:
     print(
         f"Spark {session.version} on {args.master}: session started in {time.perf_counter() - t0:.1f} s"
     )
-    print(f"{'rows':>6} {'customers':>10} {'best s':>8} {'spread s':>9} {'s / M rows':>11}")
+    print(
+        f"{'rows':>6} {'customers':>10} {'best s':>8} {'spread s':>9} {'s / M rows':>11} "
+        f"{'JVM cpu s':>10} {'cpu s / M rows':>15}"
+    )
     for m, f in files.items():
-        times = []
+        times, cpus = [], []
         for _ in range(args.repeats):
-            t0 = time.perf_counter()
+            c0, t0 = jvm_cpu_seconds(), time.perf_counter()
             prep = prepare(f, Config(), engine="spark")
             times.append(time.perf_counter() - t0)
+            cpus.append(jvm_cpu_seconds() - c0)
             prep.store.con.close()
             session.catalog.clearCache()
         rows = prep.ledger.rows_in
         best = min(times)
         print(
             f"{m:>5g}M {len(prep.table):>10,} {best:>8.1f} {max(times) - best:>9.1f} "
-            f"{best / (rows / 1e6):>11.2f}",
+            f"{best / (rows / 1e6):>11.2f} {min(cpus):>10.0f} {min(cpus) / (rows / 1e6):>15.2f}",
             flush=True,
         )
     session.stop()
