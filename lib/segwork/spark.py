@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 import duckdb
 import numpy as np
@@ -333,7 +333,11 @@ def read_raw(spark: SparkSession, path: str) -> DataFrame:
         raise SegworkInputError(f"--data {path}: no such file or folder")
     fmt = source_format(path)
     try:
-        raw = spark.read.parquet(_uri(path))
+        # every .parquet file under the folder, sub-folders included (as source_format looks)
+        reader = spark.read.option("recursiveFileLookup", "true").option(
+            "pathGlobFilter", "*.parquet"
+        )
+        raw = reader.parquet(_uri(path))
         files = sorted(raw.inputFiles())
     except Exception as exc:  # noqa: BLE001 - AnalysisException and friends, as one line
         first = (str(exc).strip().splitlines() or [""])[0]
@@ -347,7 +351,7 @@ def read_raw(spark: SparkSession, path: str) -> DataFrame:
     else:
         # inputFiles() and _metadata.file_path spell the scheme differently (file:/// vs
         # file:/): key both on the path after the scheme and authority
-        keys = [unquote(urlparse(f).path) for f in files]
+        keys = [urlparse(f).path for f in files]  # both keep their %-escapes
         ordinal = F.create_map(*[x for i, k in enumerate(keys) for x in (F.lit(k), F.lit(i))])
         path_only = F.regexp_replace(F.col("_metadata.file_path"), _SCHEME, "")
         row = F.element_at(ordinal, path_only).cast("bigint") * (1 << FILE_BITS) + line
