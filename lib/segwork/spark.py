@@ -261,14 +261,11 @@ class SparkCon:
     def _materialise(self, name: str, frame: DataFrame) -> None:
         """Store ``frame`` under ``name`` as a table would be: computed once, then read.
 
-        A replaced or dropped table stays cached until :meth:`close`: unpersisting it would
-        make Spark drop the caches built on it (the matched pairs on their keys, the relabelled
-        aggregate on the first one) and recompute them from the source at every read.
+        A local checkpoint (kept in memory, spilled to disk) cuts the lineage: every later
+        query reads the stored rows, even from inside a CTE, where Spark does not look up
+        cached plans and would recompute the whole chain from the source.
         """
-        from pyspark import StorageLevel
-
-        # computed by the first query that reads it, then read from the cache
-        frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+        frame = frame.localCheckpoint(eager=True)
         frame.createOrReplaceTempView(name)
         self._persisted.append(frame)
 
