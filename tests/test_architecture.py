@@ -27,6 +27,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "clustering",
         "predict",
         "profile",
+        "spark engine",
         "migrate feedback",
         "pipeline summary",
         "artifacts audience",
@@ -62,6 +63,8 @@ LONG_MODULES = {
     "report.execute": "the child-process runner with its deadlines and retry",
     "predict": "the time split, the purchase model, its three baselines, scoring and the stage: "
     "the back-test recipe reads in one place",
+    "spark": "the Spark engine: a DuckDB-shaped connection replaying segwork's SQL through SQLGlot, "
+    "the reader's replay over files, folders and URLs, and the labelling on the executors",
     "summary": "the whole summary.json contract (models, schema, build, read, write) in one place",
 }
 

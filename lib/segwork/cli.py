@@ -171,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="range the number of clusters is chosen in, e.g. 3-8 "
         "(default: config cluster.k_range, else 3-8)",
     )
+    r.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        default="duckdb",
+        help="where the ledger and RFM run: duckdb on this machine or spark "
+        "(master from $SEGWORK_SPARK_MASTER, default local[*]; --data may be a folder, "
+        "hdfs:// or s3a://)",
+    )
     r.add_argument("--no-report", action="store_true", help="skip the notebooks and HTML report")
     r.add_argument(
         "--no-predict",
@@ -254,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 auto_compare=not args.no_compare,
                 k=args.k,
                 k_range=parse_k_range(args.k_range),
+                engine=args.engine,
             )
             key = os.environ.get(PSEUDONYM_ENV, "")
             if args.pseudonymise and not key:

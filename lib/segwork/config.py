@@ -89,6 +89,7 @@ class RunParams:
     k: int | None = None  # a fixed number of clusters; None: config cluster.k, else chosen
     k_range: tuple[int, int] | None = None  # range k is chosen in; None: config cluster.k_range
     events_path: str | None = None  # behaviour events (--events); "synthetic": the shop's own
+    engine: str = "duckdb"  # or "spark": the heavy stages on $SEGWORK_SPARK_MASTER
 
 
 #: The parameters cell of every report notebook: name -> default (checked by a test).
@@ -152,6 +153,10 @@ def check_params(params: RunParams) -> None:
             f"--synth-customers: {params.synth_customers} customers; give 1 or more"
         )
     check_k(params.k, params.k_range)
+    if params.engine not in ("duckdb", "spark"):
+        raise SegworkInputError(
+            f"--engine: '{params.engine}' is not an engine; use duckdb or spark"
+        )
     if params.seed < 0:
         raise SegworkInputError(f"--seed: {params.seed} is negative; give 0 or more")
     if params.compare_to:

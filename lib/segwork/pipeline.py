@@ -23,11 +23,12 @@ from sklearn.base import clone
 from segwork import clean, currency, events, migrate, predict, rfm, visitbasis
 from segwork.clustering import ClusterConfig, ClusteringResult, run_clustering
 from segwork.config import SYNTHETIC_EVENTS, RunParams, check_params, parse_as_of
+from segwork.engine import DEFAULT_ENGINE, data_location, open_store
 from segwork.errors import SegworkInputError
 from segwork.feedback import latest_feedback
 from segwork.maps import SegmentMap
 from segwork.publish import atomic_dir, out_lock
-from segwork.read import NA_TOKENS, Notice, SourceInfo, open_source
+from segwork.read import NA_TOKENS, Notice, SourceInfo
 from segwork.schema import ClusterOptions, Config, load_config
 from segwork.store import BY_CUSTOMER, Store
 from segwork.summary import Summary, build_summary, migration_block
@@ -198,24 +199,30 @@ def prepare(
     con: duckdb.DuckDBPyConnection | None = None,
     events_path: str | Path | None = None,
     now: dt.datetime | None = None,
+    engine: str = DEFAULT_ENGINE,
 ) -> Prepared:
     """Read, clean with the ledger, and segment by RFM; bad input raises SegworkInputError.
 
     With ``events_path`` the events are read and ledgered too, their customers join the table
     (non-buyers included) and R and F count visits unless ``rfm.basis`` says orders; events
-    after ``now`` (default: the clock) are dropped as in the future.
+    after ``now`` (default: the clock) are dropped as in the future. ``engine="spark"`` runs the
+    same SQL on a Spark session (:mod:`segwork.spark`).
     """
     say = progress or (lambda _msg: None)
-    store = Store(con) if con is not None else Store.open()
-    con = store.con
     timer = Timer()
     path = Path(data_path)
     _check_cancel_status(cfg, path)
     basis = visitbasis.resolve_basis(cfg.rfm.basis, events_path is not None)
     now = now or dt.datetime.now()
     with timer.stage("read"):
-        say(f"reading {path}")
-        source = open_source(path, cfg, con)
+        say(f"reading {data_path}" + (" on Spark" if engine == "spark" else ""))
+        if events_path is not None and engine != DEFAULT_ENGINE:
+            raise SegworkInputError(
+                f"--events: behaviour events run on the {DEFAULT_ENGINE} engine only; "
+                f"drop --engine {engine} or --events"
+            )
+        store, source = open_store(engine, data_path, cfg, con)
+        con = store.con
         ev_source = None
         if events_path is not None:
             say(f"reading events {events_path}")
@@ -299,13 +306,13 @@ def default_data(params: RunParams, progress: Progress) -> Path:
     return tx
 
 
-def events_file(params: RunParams, data: Path) -> Path | None:
+def events_file(params: RunParams, data: str | Path) -> Path | None:
     """The --events file: a path, or ``synthetic`` for the events beside the synthetic shop."""
     if params.events_path is None:
         return None
     if params.events_path != SYNTHETIC_EVENTS:
         return Path(params.events_path)
-    beside = data.parent / "events.parquet"
+    beside = Path(data).parent / "events.parquet"
     if params.data_path is not None or not beside.is_file():
         raise SegworkInputError(
             f"--events {SYNTHETIC_EVENTS}: only the synthetic shop (no --data) has events "
@@ -314,9 +321,9 @@ def events_file(params: RunParams, data: Path) -> Path | None:
     return beside
 
 
-def load_truth(data_path: Path) -> pd.Series | None:
+def load_truth(data_path: str | Path) -> pd.Series | None:
     """Planted personas beside a synthetic data file (``personas.parquet``), if any."""
-    p = data_path.parent / "personas.parquet"
+    p = Path(data_path).parent / "personas.parquet"
     if not p.is_file():
         return None
     df = pd.read_parquet(p, columns=["customer_id", "persona"])
@@ -355,14 +362,26 @@ def cluster(
         )
 
 
-def start(params: RunParams, progress: Progress | None = None) -> tuple[Config, Path, Prepared]:
+def start(
+    params: RunParams, progress: Progress | None = None
+) -> tuple[Config, str | Path, Prepared]:
     """Validate parameters, read, clean and score RFM: everything before clustering."""
     say = progress or (lambda _msg: None)
     check_params(params)
     cfg = load_config(params.config_path)
     as_of = parse_as_of(params.as_of)
-    data = Path(params.data_path) if params.data_path else default_data(params, say)
-    prep = prepare(data, cfg, as_of, progress=say, events_path=events_file(params, data))
+    if params.data_path:
+        data = data_location(params.engine, params.data_path)
+    else:
+        data = default_data(params, say)
+    prep = prepare(
+        data,
+        cfg,
+        as_of,
+        progress=say,
+        events_path=events_file(params, data),
+        engine=params.engine,
+    )
     say(
         f"as-of date {prep.as_of} ({'given' if prep.as_of_given else 'day after the latest kept transaction'})"
     )
@@ -422,7 +441,7 @@ class RunResult:
     clusters: ClusteringResult | None
     summary: Summary
     config: Config
-    data_path: Path
+    data_path: str | Path  # a URL (hdfs://, s3a://) stays a string on the Spark engine
     migration: migrate.Migration | None = None
     prediction: predict.PredictionResult | None = None
 

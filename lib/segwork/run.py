@@ -176,6 +176,10 @@ class Publisher:
             if not write_segments(frame, tmp):
                 self.say("segments.xlsx skipped: more customers than an Excel sheet holds")
             write_segment_lists(frame, tmp)
+            if self.params.engine == "spark":  # large tables also as partitioned Parquet
+                from segwork.spark import write_run_segments
+
+                write_run_segments(prep, clus, tmp, self.say)
             if session is not None and not session.failed:
                 if clus is not None:
                     write_cluster_artifacts(tmp, prep, clus, pseudonym_key=self.key)

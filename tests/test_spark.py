@@ -1,0 +1,210 @@
+"""The Spark engine runs segwork's own SQL and gives the DuckDB engine's ledger, RFM and segments.
+
+One local[2] session per module (a JVM start costs seconds); every test runs in one xdist
+worker (group "spark") so the session is shared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("pyspark")
+pytest.importorskip("sqlglot")
+
+from segwork import spark as sp  # noqa: E402
+from segwork.engine import check_engine, data_location  # noqa: E402
+from segwork.errors import SegworkInputError  # noqa: E402
+from segwork.pipeline import prepare  # noqa: E402
+from segwork.schema import Config  # noqa: E402
+
+pytestmark = pytest.mark.xdist_group("spark")
+
+#: Columns that must be equal customer by customer between the engines.
+PARITY = (
+    "recency_days",
+    "frequency",
+    "monetary",
+    "r_score",
+    "f_score",
+    "m_score",
+    "rfm_segment_id",
+)
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """local[2] with two shuffle partitions: small data needs no more."""
+    session = sp.session("local[2]", shuffle_partitions=2, timeout=180)
+    yield session
+    session.stop()
+
+
+def messy_orders() -> pd.DataFrame:
+    """Purchases plus every kind of line the ledger drops, with known counts."""
+    rows = []
+    t0 = pd.Timestamp("2024-01-01 09:00")
+    for c in range(40):
+        for o in range(1 + c % 4):
+            rows.append(
+                (
+                    f"{c:03d}{o}",
+                    f"P{o}",
+                    1 + (c + o) % 3,
+                    t0 + pd.Timedelta(days=(c * 5 + o * 11) % 90),
+                    1.5 + c % 7,
+                    str(1000 + c),
+                )
+            )
+    line = ("0050", "P0", 2, t0 + pd.Timedelta(days=3), 4.25, "1005")
+    rows += [line, line, line]  # a line and two extra copies: 2 duplicates
+    rows.append(("C9001", "P0", -(1 + 5 % 3), t0 + pd.Timedelta(days=80), 1.5 + 5 % 7, "1005"))
+    rows.append(("C9002", "P9", -7, t0 + pd.Timedelta(days=20), 3.0, "1006"))  # unmatched
+    rows.append(("9003", "POST", 1, t0 + pd.Timedelta(days=4), 18.0, "1007"))  # postage
+    rows.append(("9004", "P1", 3, t0 + pd.Timedelta(days=5), 0.0, "1008"))  # free
+    rows.append(("9005", "P1", -3, t0 + pd.Timedelta(days=6), 2.0, "1009"))  # negative, no C
+    rows.append(("9006", "P1", 3, t0 + pd.Timedelta(days=7), 2.0, None))  # no customer
+    rows.append(("9007", "P2", 900, t0 + pd.Timedelta(days=8), 2.0, "nan"))  # 'nan' marker
+    df = pd.DataFrame(
+        rows,
+        columns=["InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID"],
+    )
+    df["Description"] = "MUG"
+    df["Country"] = np.where(df["CustomerID"].str.endswith("3") == True, "France", "UK")  # noqa: E712
+    return df
+
+
+@pytest.fixture(scope="module")
+def messy(spark, tmp_path_factory):
+    """The hand-built file prepared by both engines, once for the module."""
+    p = tmp_path_factory.mktemp("messy") / "orders.parquet"
+    messy_orders().to_parquet(p, index=False)
+    return prepare(p, Config()), prepare(p, Config(), engine="spark"), p
+
+
+def assert_engines_agree(duck, spk) -> None:
+    """Same ledger (rows exact, revenue to the cent), as-of date and per-customer values."""
+    assert spk.ledger.as_dict() == duck.ledger.as_dict()
+    assert spk.as_of == duck.as_of
+    a = duck.table.sort_index()[list(PARITY)]
+    b = spk.table.sort_index()[list(PARITY)]
+    pd.testing.assert_frame_equal(a, b)
+    assert spk.segmenter.edges_ == duck.segmenter.edges_
+
+
+def test_hand_built_file_gives_the_same_ledger_rfm_and_segments(messy):
+    duck, spk, _ = messy
+    assert_engines_agree(duck, spk)
+    dropped = spk.ledger.dropped_rows
+    assert dropped["duplicate"] == 2
+    assert dropped["cancelled_purchase"] == 1 and dropped["cancellation"] == 2
+    assert dropped["non_product_code"] == 1 and dropped["non_positive_price"] == 1
+    assert dropped["non_positive_quantity"] == 1
+    assert dropped["missing_customer"] == 2  # None and the 'nan' marker
+    assert "nan" not in spk.table.index
+    # the later stages read the Spark store through the same DuckDB-shaped connection
+    kept = spk.con.execute("SELECT count(*) FROM tx_kept").fetchone()[0]
+    assert kept == spk.ledger.rows_kept
+    assert [w[0] for w in spk.warnings] == [w[0] for w in duck.warnings]
+
+
+def test_a_folder_of_parquet_files_reads_as_one_source(spark, messy, tmp_path):
+    df = pd.read_parquet(messy[2])
+    folder = tmp_path / "parts"
+    (folder / "2024").mkdir(parents=True)
+    half = len(df) // 2
+    df.iloc[:half].to_parquet(folder / "2024" / "part 0.parquet", index=False)
+    df.iloc[half:].to_parquet(folder / "part-1.parquet", index=False)
+    raw = sp.read_raw(spark, str(folder))
+    ids = [r[0] for r in raw.select(sp.ROW_NUMBER).collect()]
+    assert None not in ids and len(ids) == len(df) == len(set(ids))  # unique across files
+    duck = messy[0]  # the same lines as one file, on DuckDB
+    spk = prepare(folder, Config(), engine="spark")
+    assert spk.ledger.as_dict() == duck.ledger.as_dict()
+    pd.testing.assert_frame_equal(
+        duck.table.sort_index()[list(PARITY)], spk.table.sort_index()[list(PARITY)]
+    )
+
+
+def test_segments_are_assigned_on_the_executors(spark, messy, tmp_path):
+    from segwork.segmenters import KMeansSegmenter
+
+    prep = messy[1]
+    km = KMeansSegmenter(n_clusters=3).fit(prep.table)
+    out = tmp_path / "segments_parquet"
+    sp.write_segments_parquet(prep.store.con, prep.as_of, prep.segmenter, {"kmeans": km}, out)
+    assert {p.name for p in out.iterdir() if p.is_dir()} == {
+        f"rfm_segment_id={s}" for s in prep.table["rfm_segment_id"].unique()
+    }
+    got = pd.read_parquet(out).set_index("customer_id").sort_index()
+    want = prep.table.sort_index()
+    assert len(got) == len(want) == 40
+    for col in ("recency_days", "frequency", "monetary", "r_score", "f_score", "m_score"):
+        assert got[col].tolist() == want[col].tolist(), col
+    assert got["rfm_segment_id"].astype(str).tolist() == want["rfm_segment_id"].tolist()
+    assert got["kmeans_cluster"].tolist() == km.predict(want).tolist()
+    assert got["kmeans_cluster"].nunique() > 1
+
+
+def test_cli_engine_switch_writes_the_same_segments(spark, messy, tmp_path):
+    from segwork.cli import main
+
+    data = messy[2]
+    for engine in ("duckdb", "spark"):
+        argv = ["run", "--data", str(data), "--out", str(tmp_path / engine), "--no-report"]
+        assert main([*argv, "--engine", engine, "--quiet"]) == 0
+    duck = pd.read_csv(tmp_path / "duckdb" / "segments.csv", encoding="utf-8-sig")
+    spk = pd.read_csv(tmp_path / "spark" / "segments.csv", encoding="utf-8-sig")
+    pd.testing.assert_frame_equal(duck, spk)
+    assert main(["run", "--engine", "spark", "--data", str(tmp_path / "no.parquet")]) == 2
+
+
+def test_text_dates_are_refused_in_one_line(spark, tmp_path):
+    df = messy_orders()
+    df["InvoiceDate"] = df["InvoiceDate"].dt.strftime("%d/%m/%Y %H:%M")  # text, not timestamps
+    p = tmp_path / "text_dates.parquet"
+    df.to_parquet(p, index=False)
+    with pytest.raises(SegworkInputError, match="needs typed columns") as err:
+        sp.open_store(str(p), Config(), spark)
+    assert "\n" not in str(err.value)
+
+
+def test_transpiled_sql_keeps_duckdb_meaning():
+    framed = sp.to_spark_sql(
+        "SELECT sum(x) OVER (w ROWS UNBOUNDED PRECEDING) AS s FROM t "
+        "WINDOW w AS (PARTITION BY a ORDER BY ts)"
+    )
+    assert "PARTITION BY a ORDER BY ts" in framed and "(w " not in framed
+    top = sp.to_spark_sql(
+        "SELECT g, row_number() OVER (PARTITION BY g ORDER BY v DESC) AS rank FROM t "
+        "QUALIFY rank <= 2 ORDER BY g, rank"
+    )
+    assert top.rstrip().endswith("ORDER BY g NULLS LAST, rank NULLS LAST")  # outside, not lost
+    assert "CAST(86400.0 AS DOUBLE)" in sp.to_spark_sql("SELECT d / 86400.0 FROM t")
+
+
+def test_engine_and_data_flags_are_checked(tmp_path):
+    assert check_engine("spark") == "spark"
+    with pytest.raises(SegworkInputError, match="--engine: 'polars'"):
+        check_engine("polars")
+    assert data_location("spark", "s3a://bucket/tx/") == "s3a://bucket/tx/"
+    assert data_location("duckdb", "x.parquet") == Path("x.parquet")
+    with pytest.raises(SegworkInputError, match="no .parquet files"):
+        sp.source_format(str(tmp_path))
+    with pytest.raises(SegworkInputError, match="reads Parquet"):
+        sp.source_format(str(tmp_path / "orders.csv"))
+    assert sp.source_format("hdfs://nn/tx/2026-10") == "parquet"
+
+
+@pytest.mark.uci
+@pytest.mark.slow
+def test_uci_spark_engine_equals_duckdb_engine(spark, uci_parquet):
+    duck = prepare(uci_parquet, Config())
+    spk = prepare(uci_parquet, Config(), engine="spark")
+    assert_engines_agree(duck, spk)
+    assert len(spk.table) == 4324  # non-trivial: the real customer count after cleaning
+    for reason in ("missing_customer", "cancellation", "cancelled_purchase", "duplicate"):
+        assert spk.ledger.dropped_rows[reason] == duck.ledger.dropped_rows[reason] > 0
