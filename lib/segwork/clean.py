@@ -13,7 +13,7 @@ import duckdb
 
 from segwork.errors import SegworkInputError
 from segwork.schema import CleanRules
-from segwork.store import BY_CUSTOMER, CLASSIFIED, KEPT, MATCHED, TX
+from segwork.store import BY_CUSTOMER, CLASSIFIED, KEPT, LINES, MATCHED, TX, scratch_qualified
 
 #: Drop reasons in the order they are tested: the first that matches is the row's reason.
 REASONS: tuple[str, ...] = (
@@ -241,17 +241,57 @@ def create_matched_table(
     con.execute(f"DROP TABLE {keys}")
 
 
+#: Text columns of a line: the check hash prefixes them, so it is independent of the key hash.
+_TEXT_COLS = frozenset(
+    {"invoice_id", "customer_id", "product_id", "product_name", "country", "status"}
+)
+
+
+def line_key_sql(cols: list[str]) -> str:
+    """SQL: a 64-bit hash of a whole line, the key exact duplicates are folded on."""
+    return f"hash({', '.join(cols)})"
+
+
+def line_check_sql(cols: list[str]) -> str:
+    """SQL: a second 64-bit hash of the line, computed from other bytes (text prefixed, columns
+    reversed), so two distinct lines that share a key almost surely differ here."""
+    parts = [f"'~' || {c}" if c in _TEXT_COLS else c for c in reversed(cols)]
+    return f"hash({', '.join(parts)})"
+
+
+def fold_lines_sql(cols: list[str], source: str, exact: bool = False) -> str:
+    """SQL: the distinct lines of ``source`` with ``n_copies`` and ``fold_ok``.
+
+    The fast path groups on one 64-bit hash of the line (narrow key, each line hashed once)
+    and carries the columns along; ``fold_ok`` is false for a group whose check hash differs,
+    i.e. two different lines that collided, and the caller then folds again with
+    ``exact=True`` (GROUP BY every column), so no two distinct lines are ever merged.
+    """
+    names = ", ".join(cols)
+    if exact:
+        return f"SELECT {names}, count(*)::BIGINT AS n_copies, true AS fold_ok FROM {source} GROUP BY ALL"
+    carried = ", ".join(f"any_value({c}) AS {c}" for c in cols)
+    return (
+        f"SELECT {carried}, count(*)::BIGINT AS n_copies, min(_chk) = max(_chk) AS fold_ok "
+        f"FROM (SELECT {names}, {line_key_sql(cols)} AS _key, {line_check_sql(cols)} AS _chk "
+        f"FROM {source}) GROUP BY _key"
+    )
+
+
 def create_classified_view(
     con: duckdb.DuckDBPyConnection,
     rules: CleanRules,
     as_of: date | None,
     source: str = TX,
     view: str = CLASSIFIED,
+    exact: bool = False,
 ) -> None:
     """One row per distinct line with ``n_copies`` (exact duplicates folded) and its ``reason``.
 
     With the duplicate rule on, identical lines are grouped; the first copy gets the line's
     reason (or is kept) and the extra ``n_copies - 1`` count as ``duplicate`` when kept.
+    ``fold_ok`` is false where the hash fold merged distinct lines (see :func:`fold_lines_sql`;
+    ``exact=True`` groups on every column instead).
     With ``match_cancellations`` the matched pairs are found first (:func:`create_matched_table`)
     and their lines dropped as ``cancelled_purchase`` / ``cancellation``.
     """
@@ -262,7 +302,7 @@ def create_classified_view(
             f"clean.cancel_status is set ({', '.join(rules.cancel_status)}) "
             "but the data has no status column; map it under columns.status"
         )
-    cols = _LINE_COLS + (", status" if has_status else "")
+    cols = [c.strip() for c in _LINE_COLS.split(",")] + (["status"] if has_status else [])
     matched = None
     if rules.match_cancellations:
         # flag the matched rows on the raw scan: a narrow lookup of row ids, cheaper than
@@ -270,12 +310,12 @@ def create_classified_view(
         table = f"{view}_matched"
         create_matched_table(con, rules, as_of, source, table)
         matched = "matched"
-        cols += ", matched"
+        cols.append("matched")
         source = f"(SELECT *, row_id IN (SELECT row_id FROM {table}) AS matched FROM {source})"
     if rules.drop_duplicates:
-        lines = f"SELECT {cols}, count(*)::BIGINT AS n_copies FROM {source} GROUP BY ALL"
+        lines = fold_lines_sql(cols, source, exact)
     else:
-        lines = f"SELECT {cols}, 1::BIGINT AS n_copies FROM {source}"
+        lines = f"SELECT {', '.join(cols)}, 1::BIGINT AS n_copies, true AS fold_ok FROM {source}"
     flagged = f"SELECT *, {_cancel_sql(rules, has_status)} AS is_cancel FROM lines"
     con.execute(
         f"""
@@ -285,6 +325,53 @@ def create_classified_view(
         SELECT *, {reason_case(rules, as_of, matched)} AS reason FROM flagged
         """
     )
+
+
+#: The columns of a classified line every later stage reads (ledger, RFM, monthly, top items).
+_KEEP_COLS = (
+    "reason, customer_id, invoice_id, invoice_date, amount, n_copies, is_cancel, "
+    "country, product_id, product_name, fold_ok"
+)
+
+
+def create_lines_table(
+    con: duckdb.DuckDBPyConnection, source: str = CLASSIFIED, table: str = LINES
+) -> str:
+    """Materialise the classified, folded lines once; returns the table's qualified name.
+
+    This is the one scan (and one duplicate fold) of the source: the per-customer aggregate,
+    the monthly totals and the top items all read this table, never the file again. It goes
+    to the store's on-disk scratch database when one is attached (compressed, spillable),
+    else to a temp table; an unqualified ``table`` view points at it.
+    """
+    target = scratch_qualified(con, f"{table}_data")
+    con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT {_KEEP_COLS} FROM {source}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {target}")
+    return target
+
+
+def folds_exact(con: duckdb.DuckDBPyConnection, table: str = LINES) -> bool:
+    """True when no hash fold in ``table`` merged two different lines (see fold_lines_sql)."""
+    ok = con.execute(f"SELECT coalesce(bool_and(fold_ok), true) FROM {table}").fetchall()[0][0]
+    return bool(ok)
+
+
+def classify_lines(
+    con: duckdb.DuckDBPyConnection,
+    rules: CleanRules,
+    as_of: date | None,
+    source: str = TX,
+    table: str = LINES,
+) -> bool:
+    """Classify and fold the source into the materialised ``table``; True when the fast hash
+    fold was exact, False when a collision made it fold again on every column."""
+    create_classified_view(con, rules, as_of, source)
+    create_lines_table(con, CLASSIFIED, table)
+    if folds_exact(con, table):
+        return True
+    create_classified_view(con, rules, as_of, source, exact=True)
+    create_lines_table(con, CLASSIFIED, table)
+    return False
 
 
 def create_kept_view(

@@ -1,7 +1,8 @@
 """One run's computation, from a file to the scored RFM table: read -> ledger -> RFM -> segments.
 
 Everything downstream (clusters, profiles, reports) starts from :class:`Prepared`; the DuckDB
-store it holds (:class:`segwork.store.Store`) still has the kept lines for charts that need them.
+store it holds (:class:`segwork.store.Store`) has the classified lines materialised once
+(``store.lines``, ``store.kept``), so charts and artefacts never re-read the source file.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from segwork.maps import SegmentMap
 from segwork.publish import atomic_dir, out_lock
 from segwork.read import NA_TOKENS, Notice, SourceInfo, open_source
 from segwork.schema import Config, load_config
-from segwork.store import BY_CUSTOMER, Store
+from segwork.store import BY_CUSTOMER, LINES, Store
 from segwork.summary import Summary, build_summary
 
 Progress = Callable[[str], None]
@@ -107,10 +108,11 @@ def compute_ledger_and_rfm(
     Also returns the stored customer IDs that mean "missing" ('nan', '#N/A', ...), which
     Parquet files can carry and which are moved to ``missing_customer`` on the aggregate.
     """
-    clean.create_classified_view(con, cfg.clean, as_of)
+    # the one scan of the source: classified, folded lines materialised in LINES
+    clean.classify_lines(con, cfg.clean, as_of)
     rules = cfg.clean
     mixed = rules.cancellations == "net" and bool(rules.cancel_status)
-    clean.aggregate_by_customer(con, folded=rules.drop_duplicates, mixed_orders=mixed)
+    clean.aggregate_by_customer(con, source=LINES, folded=rules.drop_duplicates, mixed_orders=mixed)
     na_ids = clean.relabel_missing_customers(con, cfg.clean, NA_TOKENS)
     if as_of is not None:
         # earliest purchase of any line, whatever its drop reason: read off the small aggregate
@@ -191,7 +193,7 @@ def prepare(
     with timer.stage("ledger_rfm"):
         say("cleaning (ledger) and building the RFM table")
         ledger, used, table, na_ids = compute_ledger_and_rfm(con, cfg, as_of, path)
-        clean.create_kept_view(con, exclude_customers=na_ids)
+        clean.create_kept_view(con, source=LINES, exclude_customers=na_ids)
     with timer.stage("rfm_segments"):
         say(f"scoring {len(table):,} customers and assigning RFM segments")
         seg = rfm.RFMSegmenter(cfg.rfm.segment_map, cfg.rfm.bins, cfg.rfm.fixed_edges).fit(table)
