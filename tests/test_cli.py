@@ -169,3 +169,19 @@ def test_excel_run_keeps_text_ids_and_states_sheets_and_date_format(tmp_path):
     ids = [ws.cell(row=r, column=1) for r in range(2, 5)]
     assert sorted(c.value for c in ids) == ["000123", "0123", "123"]
     assert {c.data_type for c in ids} == {"s"}
+
+
+def test_out_of_memory_is_one_line_exit_3_and_leaves_nothing(tmp_path, monkeypatch):
+    data = tmp_path / "orders.csv"
+    data.write_bytes(HEAD.encode() + b"1,P,Mug,1,2024-01-01 10:00,2.0,7,UK\n")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # where the run's DuckDB scratch folder goes
+    monkeypatch.setenv("SEGWORK_MEMORY_LIMIT", "1MB")  # too little to read even one line
+    res = run_cli("run", "--data", str(data), "--out", str(tmp_path / "o"), "--quiet")
+    assert res.returncode == 3, res.stderr
+    err = res.stderr.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.startswith("segwork: out of memory in DuckDB") and "SEGWORK_MEMORY_LIMIT" in err
+    assert not (tmp_path / "o").exists()
+    assert list(scratch.iterdir()) == []  # the scratch folder was removed

@@ -345,7 +345,9 @@ def create_lines_table(
     else to a temp table; an unqualified ``table`` view points at it.
     """
     target = scratch_qualified(con, f"{table}_data")
-    con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT {_KEEP_COLS} FROM {source}")
+    kind = "TEMP TABLE" if target.startswith("temp.") else "TABLE"
+    name = target.removeprefix("temp.")
+    con.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT {_KEEP_COLS} FROM {source}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {target}")
     return target
 

@@ -100,7 +100,7 @@ def _close(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
 
 def resource_error(exc: BaseException) -> ResourceError | None:
     """The one-line :class:`ResourceError` for out-of-memory or disk-full, else None."""
-    text = " ".join(str(exc).split())
+    text = " ".join(str(exc).split()).split(" Possible solutions:")[0]
     limit = f" (set {MEMORY_LIMIT_ENV} higher, e.g. 4GB, or free memory)"
     if isinstance(exc, duckdb.OutOfMemoryException):
         return ResourceError(f"out of memory in DuckDB: {text}{limit}")
