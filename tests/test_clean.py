@@ -317,10 +317,9 @@ def test_refund_inside_a_purchase_order_counts_as_cancelled_value():
 
 
 def _ledger_after_classify(rows, rules=None, as_of=None):
-    """The pipeline's path: classify and fold once into the lines table, aggregate from it."""
+    """The pipeline's path: classify, fold and aggregate once, with the collision check."""
     con = tx_con(rows)
-    exact = clean.classify_lines(con, rules or CleanRules(), as_of)
-    clean.aggregate_by_customer(con, source=clean.LINES)
+    exact = clean.classify_and_aggregate(con, rules or CleanRules(), as_of)
     return con, exact, clean.ledger_from_aggregate(con)
 
 

@@ -27,7 +27,14 @@ def test_prepare_creates_the_named_relations(tmp_path):
     )
     prep = prepare(csv, Config())
     store = prep.store
-    for name in (store.tx, store.classified, store.lines, store.kept, store.by_customer):
+    for name in (
+        store.tx,
+        store.classified,
+        store.orders,
+        store.kept_orders,
+        store.kept,
+        store.by_customer,
+    ):
         assert store.rows(f"SELECT count(*) FROM {name}")[0][0] >= 1, name
     assert store.rows(f"SELECT sum(amount) FROM {store.kept}")[0][0] == 10.5
 

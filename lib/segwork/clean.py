@@ -13,7 +13,7 @@ import duckdb
 
 from segwork.errors import SegworkInputError
 from segwork.schema import CleanRules
-from segwork.store import BY_CUSTOMER, CLASSIFIED, KEPT, LINES, MATCHED, TX, scratch_qualified
+from segwork.store import BY_CUSTOMER, CLASSIFIED, KEPT, KEPT_ORDERS, MATCHED, ORDERS, TX
 
 #: Drop reasons in the order they are tested: the first that matches is the row's reason.
 REASONS: tuple[str, ...] = (
@@ -327,52 +327,28 @@ def create_classified_view(
     )
 
 
-#: The columns of a classified line every later stage reads (ledger, RFM, monthly, top items).
-_KEEP_COLS = (
-    "reason, customer_id, invoice_id, invoice_date, amount, n_copies, is_cancel, "
-    "country, product_id, product_name, fold_ok"
-)
-
-
-def create_lines_table(
-    con: duckdb.DuckDBPyConnection, source: str = CLASSIFIED, table: str = LINES
-) -> str:
-    """Materialise the classified, folded lines once; returns the table's qualified name.
-
-    This is the one scan (and one duplicate fold) of the source: the per-customer aggregate,
-    the monthly totals and the top items all read this table, never the file again. It goes
-    to the store's on-disk scratch database when one is attached (compressed, spillable),
-    else to a temp table; an unqualified ``table`` view points at it.
-    """
-    target = scratch_qualified(con, f"{table}_data")
-    kind = "TEMP TABLE" if target.startswith("temp.") else "TABLE"
-    name = target.removeprefix("temp.")
-    con.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT {_KEEP_COLS} FROM {source}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {target}")
-    return target
-
-
-def folds_exact(con: duckdb.DuckDBPyConnection, table: str = LINES) -> bool:
-    """True when no hash fold in ``table`` merged two different lines (see fold_lines_sql)."""
+def folds_exact(con: duckdb.DuckDBPyConnection, table: str = ORDERS) -> bool:
+    """True when no hash fold behind ``table`` merged two different lines (see fold_lines_sql)."""
     ok = con.execute(f"SELECT coalesce(bool_and(fold_ok), true) FROM {table}").fetchall()[0][0]
     return bool(ok)
 
 
-def classify_lines(
+def classify_and_aggregate(
     con: duckdb.DuckDBPyConnection,
     rules: CleanRules,
     as_of: date | None,
     source: str = TX,
-    table: str = LINES,
 ) -> bool:
-    """Classify and fold the source into the materialised ``table``; True when the fast hash
-    fold was exact, False when a collision made it fold again on every column."""
+    """Classify and fold the source, then aggregate it once (:func:`aggregate_by_customer`);
+    True when the fast hash fold was exact, False when a collision made it fold again on
+    every column."""
+    mixed = rules.cancellations == "net" and bool(rules.cancel_status)
     create_classified_view(con, rules, as_of, source)
-    create_lines_table(con, CLASSIFIED, table)
-    if folds_exact(con, table):
+    aggregate_by_customer(con, folded=rules.drop_duplicates, mixed_orders=mixed)
+    if folds_exact(con):
         return True
     create_classified_view(con, rules, as_of, source, exact=True)
-    create_lines_table(con, CLASSIFIED, table)
+    aggregate_by_customer(con, folded=rules.drop_duplicates, mixed_orders=mixed)
     return False
 
 
@@ -394,48 +370,74 @@ def create_kept_view(
     con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source} WHERE {cond}")
 
 
-def aggregate_by_customer(
+def create_kept_orders_view(
     con: duckdb.DuckDBPyConnection,
-    source: str = CLASSIFIED,
-    table: str = BY_CUSTOMER,
-    folded: bool = True,
-    mixed_orders: bool = False,
+    source: str = ORDERS,
+    view: str = KEPT_ORDERS,
+    exclude_customers: tuple[str, ...] = (),
 ) -> None:
-    """The single pass over the data: per (reason, customer) rows, revenue and purchase facts.
+    """Kept orders (per order and month) from the materialised table, for the monthly totals:
+    the same lines as :func:`create_kept_view`, without reading the source again."""
+    create_kept_view(con, source, view, exclude_customers)
 
-    Both the ledger (summed over customers) and the RFM table (the kept rows) come from this
-    small table, so the file is scanned once. Orders are grouped first, so frequency is a plain
-    count rather than a costlier COUNT(DISTINCT). ``folded=False`` says every line has
-    ``n_copies = 1`` (duplicate rule off), which lets the scan skip the weighting.
-    ``purchased`` and ``cancelled`` (absolute value of cancellation lines) feed the
-    cancel-heavy warning. An order's lines share one reason and cancel flag (a C-invoice is
-    cancelled as a whole; dropped cancellations are their own group), so its cancelled value
-    is read off the order, unless ``mixed_orders`` (status cancellations kept as refunds next
-    to purchases of the same order), which splits it line by line.
+
+def orders_sql(source: str, folded: bool = True, mixed_orders: bool = False) -> str:
+    """SQL: per (reason, customer, order, calendar month) rows, revenue, cancellations, dates.
+
+    The one aggregate of the (folded) lines everything else is read from: the per-customer
+    table and the ledger (summed further) and the monthly totals. ``order_ts`` is the line's
+    timestamp only when the invoice ID is missing (such lines are told apart by time).
     """
     if folded:
         rows, rev_all, w = "sum(n_copies)", "sum(amount * n_copies)", " * n_copies"
     else:
         rows, rev_all, w = "count(*)", "sum(amount)", ""
+    cancel_all = f"sum(amount{w}) FILTER (WHERE is_cancel)" if mixed_orders else "NULL::DOUBLE"
+    return f"""
+        SELECT reason, customer_id, invoice_id,
+               date_trunc('month', invoice_date)::DATE AS month,
+               CASE WHEN invoice_id IS NULL THEN invoice_date END AS order_ts,
+               bool_and(is_cancel) AS is_cancel,
+               {rows} AS n_rows,
+               {rev_all} AS revenue_all,
+               sum(amount) AS revenue,
+               {cancel_all} AS cancel_all,
+               count(*) AS n_lines,
+               min(invoice_date) AS first_ts,
+               max(invoice_date) AS last_ts,
+               any_value(country) AS country,
+               bool_and(fold_ok) AS fold_ok
+        FROM {source}
+        GROUP BY reason, customer_id, invoice_id, month, order_ts
+    """
+
+
+def by_customer_sql(orders: str, mixed_orders: bool = False) -> str:
+    """SQL: per (reason, customer) rows, revenue, purchased/cancelled value, orders, dates.
+
+    Orders are grouped first, so frequency is a plain count rather than a costlier
+    COUNT(DISTINCT). An order's lines share one reason and cancel flag (a C-invoice is
+    cancelled as a whole; dropped cancellations are their own group), so its cancelled value
+    is read off the order, unless ``mixed_orders`` (status cancellations kept as refunds next
+    to purchases of the same order), which splits it line by line.
+    """
     if mixed_orders:
-        cancel_revenue = f"sum(amount{w}) FILTER (WHERE is_cancel)"
+        cancel_revenue = "sum(cancel_all)"
     else:
-        cancel_revenue = f"CASE WHEN bool_and(is_cancel) THEN {rev_all} END"
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {table} AS
+        cancel_revenue = "CASE WHEN bool_and(is_cancel) THEN sum(revenue_all) END"
+    return f"""
         WITH orders AS (
             SELECT reason, customer_id, invoice_id,
                    bool_and(is_cancel) AS is_cancel,
-                   {rows} AS n_rows,
-                   {rev_all} AS revenue_all,
-                   sum(amount) AS revenue,
+                   sum(n_rows) AS n_rows,
+                   sum(revenue_all) AS revenue_all,
+                   sum(revenue) AS revenue,
                    {cancel_revenue} AS cancel_revenue,
-                   count(*) AS n_lines,
-                   min(invoice_date) AS first_ts,
-                   max(invoice_date) AS last_ts,
+                   sum(n_lines) AS n_lines,
+                   min(first_ts) AS first_ts,
+                   max(last_ts) AS last_ts,
                    any_value(country) AS country
-            FROM {source}
+            FROM {orders}
             GROUP BY reason, customer_id, invoice_id
         )
         SELECT reason, customer_id,
@@ -451,8 +453,30 @@ def aggregate_by_customer(
                arg_max(country, last_ts) AS country
         FROM orders
         GROUP BY reason, customer_id
-        """
+    """
+
+
+def aggregate_by_customer(
+    con: duckdb.DuckDBPyConnection,
+    source: str = CLASSIFIED,
+    table: str = BY_CUSTOMER,
+    folded: bool = True,
+    mixed_orders: bool = False,
+    orders: str = ORDERS,
+) -> None:
+    """The single pass over the data: the per-order table, then per (reason, customer) facts.
+
+    The source is scanned (and its duplicates folded) once, into the ``orders`` temp table
+    (:func:`orders_sql`, one row per order and month); the ledger, the RFM table
+    (:func:`by_customer_sql`) and the monthly totals all read that small table.
+    ``folded=False`` says every line has ``n_copies = 1`` (duplicate rule off), which lets
+    the scan skip the weighting. ``purchased`` and ``cancelled`` (absolute value of
+    cancellation lines) feed the cancel-heavy warning.
+    """
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {orders} AS {orders_sql(source, folded, mixed_orders)}"
     )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {by_customer_sql(orders, mixed_orders)}")
 
 
 def relabel_missing_customers(

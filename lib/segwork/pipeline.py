@@ -1,8 +1,8 @@
 """One run's computation, from a file to the scored RFM table: read -> ledger -> RFM -> segments.
 
 Everything downstream (clusters, profiles, reports) starts from :class:`Prepared`; the DuckDB
-store it holds (:class:`segwork.store.Store`) has the classified lines materialised once
-(``store.lines``, ``store.kept``), so charts and artefacts never re-read the source file.
+store it holds (:class:`segwork.store.Store`) has the per-order table the one scan made
+(``store.orders``, kept orders in ``store.kept_orders``) and the kept lines as a view.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from segwork.maps import SegmentMap
 from segwork.publish import atomic_dir, out_lock
 from segwork.read import NA_TOKENS, Notice, SourceInfo, open_source
 from segwork.schema import Config, load_config
-from segwork.store import BY_CUSTOMER, LINES, Store
+from segwork.store import BY_CUSTOMER, Store
 from segwork.summary import Summary, build_summary
 
 Progress = Callable[[str], None]
@@ -108,11 +108,8 @@ def compute_ledger_and_rfm(
     Also returns the stored customer IDs that mean "missing" ('nan', '#N/A', ...), which
     Parquet files can carry and which are moved to ``missing_customer`` on the aggregate.
     """
-    # the one scan of the source: classified, folded lines materialised in LINES
-    clean.classify_lines(con, cfg.clean, as_of)
-    rules = cfg.clean
-    mixed = rules.cancellations == "net" and bool(rules.cancel_status)
-    clean.aggregate_by_customer(con, source=LINES, folded=rules.drop_duplicates, mixed_orders=mixed)
+    # the one scan (and duplicate fold) of the source, into the per-order table
+    clean.classify_and_aggregate(con, cfg.clean, as_of)
     na_ids = clean.relabel_missing_customers(con, cfg.clean, NA_TOKENS)
     if as_of is not None:
         # earliest purchase of any line, whatever its drop reason: read off the small aggregate
@@ -193,7 +190,8 @@ def prepare(
     with timer.stage("ledger_rfm"):
         say("cleaning (ledger) and building the RFM table")
         ledger, used, table, na_ids = compute_ledger_and_rfm(con, cfg, as_of, path)
-        clean.create_kept_view(con, source=LINES, exclude_customers=na_ids)
+        clean.create_kept_view(con, exclude_customers=na_ids)
+        clean.create_kept_orders_view(con, exclude_customers=na_ids)
     with timer.stage("rfm_segments"):
         say(f"scoring {len(table):,} customers and assigning RFM segments")
         seg = rfm.RFMSegmenter(cfg.rfm.segment_map, cfg.rfm.bins, cfg.rfm.fixed_edges).fit(table)

@@ -25,13 +25,10 @@ from segwork.errors import ResourceError, SegworkInputError
 TX = "tx"  # the canonical, typed transaction lines (read.py)
 MATCHED = "tx_matched"  # purchases removed by a matching cancellation (clean.py)
 CLASSIFIED = "tx_classified"  # every line with its one ledger reason (clean.py)
-LINES = "tx_lines"  # every distinct line once, classified, materialised once (clean.py)
-KEPT = "tx_kept"  # the lines that count (clean.py)
+KEPT = "tx_kept"  # the lines that count, a view over the source (clean.py)
+ORDERS = "tx_orders"  # per reason, customer, order and month: the one materialised scan (clean.py)
+KEPT_ORDERS = "tx_kept_orders"  # the orders that count (clean.py)
 BY_CUSTOMER = "cust_reason"  # per customer and reason: rows, revenue, orders, dates (clean.py)
-#: The attached on-disk database materialised relations go to when a store has a scratch folder:
-#: its tables are compressed and buffer-managed, so a 50M-row table costs little memory.
-SCRATCH_DB = "segwork_scratch"
-
 #: Environment variable overriding DuckDB's memory limit (a DuckDB size such as "1.5GB").
 MEMORY_LIMIT_ENV = "SEGWORK_MEMORY_LIMIT"
 #: Default limit: this share of the machine's memory, capped, so the whole run (DuckDB, pandas,
@@ -60,8 +57,7 @@ def connect(
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that spills to ``scratch`` instead of growing past ``memory_limit``.
 
-    With ``scratch`` (a folder segwork created) DuckDB writes its spill files there and a
-    scratch database file is attached as ``segwork_scratch`` for materialised relations.
+    With ``scratch`` (a folder segwork created) DuckDB writes its spill files there.
     Insertion order is not preserved: every query that needs an order says ORDER BY.
     """
     limit = memory_limit or default_memory_limit()
@@ -78,16 +74,7 @@ def connect(
     if scratch is not None:
         path = str(Path(scratch)).replace("'", "''")
         con.execute(f"SET temp_directory = '{path}'")
-        con.execute(f"ATTACH '{path}/scratch.duckdb' AS {SCRATCH_DB}")
     return con
-
-
-def scratch_qualified(con: duckdb.DuckDBPyConnection, name: str) -> str:
-    """``segwork_scratch.name`` when the scratch database is attached, else ``temp.name``."""
-    attached = con.execute(
-        "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [SCRATCH_DB]
-    ).fetchall()[0][0]
-    return f"{SCRATCH_DB}.{name}" if attached else f"temp.{name}"
 
 
 def _close(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
@@ -135,7 +122,8 @@ class Store:
     classified: str = CLASSIFIED
     kept: str = KEPT
     by_customer: str = BY_CUSTOMER
-    lines: str = LINES
+    orders: str = ORDERS
+    kept_orders: str = KEPT_ORDERS
     scratch: Path | None = None
 
     @classmethod
