@@ -311,3 +311,51 @@ def test_refund_inside_a_purchase_order_counts_as_cancelled_value():
         "SELECT frequency, revenue FROM cust_reason WHERE reason IS NULL AND customer_id = 'a'"
     ).fetchone()
     assert a == (1, pytest.approx(4.0))  # one purchase order, net of the refund
+
+
+# --------------------------------------------------------------------------- one scan, hash fold
+
+
+def _ledger_after_classify(rows, rules=None, as_of=None):
+    """The pipeline's path: classify, fold and aggregate once, with the collision check."""
+    con = tx_con(rows)
+    exact = clean.classify_and_aggregate(con, rules or CleanRules(), as_of)
+    return con, exact, clean.ledger_from_aggregate(con)
+
+
+def _ledger_exact(rows, rules=None, as_of=None):
+    """The reference: fold on every column (GROUP BY ALL), aggregate straight from the view."""
+    con = tx_con(rows)
+    clean.create_classified_view(con, rules or CleanRules(), as_of, exact=True)
+    clean.aggregate_by_customer(con)
+    return clean.ledger_from_aggregate(con)
+
+
+def test_the_hash_fold_gives_the_exact_ledger_to_the_row_and_the_cent():
+    _, exact, led = _ledger_after_classify(ROWS, as_of=date(2024, 2, 1))
+    ref = _ledger_exact(ROWS, as_of=date(2024, 2, 1))
+    assert exact is True
+    assert led.as_dict() == ref.as_dict()
+    assert led.dropped_rows["duplicate"] == 1 and led.dropped_revenue["duplicate"] == 10.0
+
+
+def test_a_hash_collision_is_detected_and_folded_again_exactly(monkeypatch):
+    # a key that collides for every line of a customer: the check hash disagrees, so the
+    # lines are folded again on every column and no two different lines are merged
+    monkeypatch.setattr(clean, "line_key_sql", lambda cols: "hash(customer_id)")
+    con, exact, led = _ledger_after_classify(ROWS, as_of=date(2024, 2, 1))
+    assert exact is False
+    assert clean.folds_exact(con)
+    assert led.as_dict() == _ledger_exact(ROWS, as_of=date(2024, 2, 1)).as_dict()
+    assert led.rows_kept == 2 and led.rows_in == 10
+
+
+def test_folding_keeps_lines_that_differ_only_in_a_null():
+    rows = [
+        ("1", "a", "2024-01-01 10:00", 2, 5.0, "P1", "Mug", "UK"),
+        ("1", "a", "2024-01-01 10:00", 2, 5.0, "P1", None, "UK"),  # not a copy: name missing
+        ("1", "a", "2024-01-01 10:00", 2, 5.0, "P1", "Mug", "UK"),  # a copy of the first
+    ]
+    _, _, led = _ledger_after_classify(rows)
+    assert led.rows_kept == 2 and led.dropped_rows == {"duplicate": 1}
+    assert led.revenue_kept == pytest.approx(20.0)

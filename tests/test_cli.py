@@ -205,3 +205,19 @@ def test_events_flag_errors_exit_2_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "nope.csv: file not found" in err[0]
     assert "--events synthetic: only the synthetic shop" in err[1]
+
+
+def test_out_of_memory_is_one_line_exit_3_and_leaves_nothing(tmp_path, monkeypatch):
+    data = tmp_path / "orders.csv"
+    data.write_bytes(HEAD.encode() + b"1,P,Mug,1,2024-01-01 10:00,2.0,7,UK\n")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # where the run's DuckDB scratch folder goes
+    monkeypatch.setenv("SEGWORK_MEMORY_LIMIT", "1MB")  # too little to read even one line
+    res = run_cli("run", "--data", str(data), "--out", str(tmp_path / "o"), "--quiet")
+    assert res.returncode == 3, res.stderr
+    err = res.stderr.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.startswith("segwork: out of memory in DuckDB") and "SEGWORK_MEMORY_LIMIT" in err
+    assert not (tmp_path / "o").exists()
+    assert list(scratch.iterdir()) == []  # the scratch folder was removed

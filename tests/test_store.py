@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
+from segwork.errors import ResourceError, SegworkInputError
 from segwork.pipeline import prepare
 from segwork.schema import Config
-from segwork.store import Store
+from segwork.store import MEMORY_LIMIT_ENV, Store, default_memory_limit, resource_guard
 
 
 def test_open_limits_memory_and_names_the_relations():
@@ -24,6 +27,53 @@ def test_prepare_creates_the_named_relations(tmp_path):
     )
     prep = prepare(csv, Config())
     store = prep.store
-    for name in (store.tx, store.classified, store.kept, store.by_customer):
+    for name in (
+        store.tx,
+        store.classified,
+        store.orders,
+        store.kept_orders,
+        store.kept,
+        store.by_customer,
+    ):
         assert store.rows(f"SELECT count(*) FROM {name}")[0][0] >= 1, name
     assert store.rows(f"SELECT sum(amount) FROM {store.kept}")[0][0] == 10.5
+
+
+def test_a_store_spills_into_its_own_scratch_folder_and_removes_it_on_close():
+    store = Store.open(memory_limit="256MB")
+    folder = store.scratch
+    assert folder is not None and folder.is_dir() and folder.name.startswith("segwork-duckdb-")
+    (tmp,) = store.rows("SELECT current_setting('temp_directory')")[0]
+    assert str(tmp) == str(folder)
+    assert store.rows("SELECT current_setting('preserve_insertion_order')")[0][0] is False
+    store.close()
+    assert not folder.exists()
+
+
+def test_the_memory_limit_comes_from_the_environment_or_the_machine(monkeypatch):
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "300MB")
+    assert default_memory_limit() == "300MB"
+    monkeypatch.delenv(MEMORY_LIMIT_ENV)
+    mb = int(default_memory_limit().removesuffix("MB"))
+    assert 256 <= mb <= 1024
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "lots")
+    with pytest.raises(SegworkInputError, match="SEGWORK_MEMORY_LIMIT: 'lots'"):
+        Store.open()
+
+
+def test_out_of_memory_becomes_one_resource_error():
+    store = Store.open(memory_limit="16MB", threads=1)
+    # a sort that must keep every string in memory at once: it cannot finish in 16 MB
+    # (list() results are not spillable)
+    sql = "SELECT list(repeat('x', 100) || i::VARCHAR) FROM range(2000000) t(i)"
+    with pytest.raises(ResourceError) as info, resource_guard():
+        store.rows(sql)
+    message = str(info.value)
+    assert message.startswith("out of memory in DuckDB") and "\n" not in message
+    assert MEMORY_LIMIT_ENV in message
+    store.close()
+
+
+def test_other_errors_pass_through_the_guard():
+    with pytest.raises(ZeroDivisionError), resource_guard():
+        1 / 0  # noqa: B018

@@ -76,14 +76,17 @@ def customers_frame(prep: Prepared, clus: ClusteringResult | None) -> pd.DataFra
 
 
 def monthly_frame(prep: Prepared) -> pd.DataFrame:
-    """Kept orders, revenue and active customers per calendar month, gaps filled with zeros."""
+    """Kept orders, revenue and active customers per calendar month, gaps filled with zeros.
+
+    Read off the per-order table the ledger's one scan made (``store.kept_orders``), not the
+    source: an order is its invoice ID, or customer and time when the ID is missing."""
     df = prep.con.execute(
         f"""
-        SELECT date_trunc('month', invoice_date)::DATE AS month,
-               count(DISTINCT coalesce(invoice_id, customer_id || '@' || invoice_date::VARCHAR)) AS orders,
-               sum(amount) AS revenue,
+        SELECT month,
+               count(DISTINCT coalesce(invoice_id, customer_id || '@' || order_ts::VARCHAR)) AS orders,
+               sum(revenue) AS revenue,
                count(DISTINCT customer_id) AS customers
-        FROM {prep.store.kept} GROUP BY 1 ORDER BY 1
+        FROM {prep.store.kept_orders} GROUP BY 1 ORDER BY 1
         """
     ).df()
     if df.empty:
@@ -118,17 +121,22 @@ def top_items(
     con = prep.con
     con.register("segwork_groups", lab)
     try:
-        # one scan of the kept lines into a small (customer, country, product) table, then join
-        con.execute(
-            f"""
-            CREATE TEMP TABLE IF NOT EXISTS segwork_cust_items AS
-            SELECT customer_id,
-                   coalesce(nullif(trim(country), ''), '(unknown)') AS country,
-                   coalesce(nullif(trim(product_name), ''), product_id, '(unknown)') AS product,
-                   sum(amount) AS revenue
-            FROM {prep.store.kept} GROUP BY ALL
-            """
-        )
+        # one scan of the kept lines into a (customer, country, product) table, made once per
+        # run (checked first: CREATE ... IF NOT EXISTS AS would still open the source)
+        made = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'segwork_cust_items'"
+        ).fetchall()[0][0]
+        if not made:
+            con.execute(
+                f"""
+                CREATE TEMP TABLE segwork_cust_items AS
+                SELECT customer_id,
+                       coalesce(nullif(trim(country), ''), '(unknown)') AS country,
+                       coalesce(nullif(trim(product_name), ''), product_id, '(unknown)') AS product,
+                       sum(amount) AS revenue
+                FROM {prep.store.kept} GROUP BY ALL
+                """
+            )
         df = con.execute(
             f"""
             WITH lines AS (

@@ -13,7 +13,7 @@ import duckdb
 
 from segwork.errors import SegworkInputError
 from segwork.schema import CleanRules
-from segwork.store import BY_CUSTOMER, CLASSIFIED, KEPT, MATCHED, TX
+from segwork.store import BY_CUSTOMER, CLASSIFIED, KEPT, KEPT_ORDERS, MATCHED, ORDERS, TX
 
 #: Drop reasons in the order they are tested: the first that matches is the row's reason.
 REASONS: tuple[str, ...] = (
@@ -241,17 +241,57 @@ def create_matched_table(
     con.execute(f"DROP TABLE {keys}")
 
 
+#: Text columns of a line: the check hash prefixes them, so it is independent of the key hash.
+_TEXT_COLS = frozenset(
+    {"invoice_id", "customer_id", "product_id", "product_name", "country", "status"}
+)
+
+
+def line_key_sql(cols: list[str]) -> str:
+    """SQL: a 64-bit hash of a whole line, the key exact duplicates are folded on."""
+    return f"hash({', '.join(cols)})"
+
+
+def line_check_sql(cols: list[str]) -> str:
+    """SQL: a second 64-bit hash of the line, computed from other bytes (text prefixed, columns
+    reversed), so two distinct lines that share a key almost surely differ here."""
+    parts = [f"'~' || {c}" if c in _TEXT_COLS else c for c in reversed(cols)]
+    return f"hash({', '.join(parts)})"
+
+
+def fold_lines_sql(cols: list[str], source: str, exact: bool = False) -> str:
+    """SQL: the distinct lines of ``source`` with ``n_copies`` and ``fold_ok``.
+
+    The fast path groups on one 64-bit hash of the line (narrow key, each line hashed once)
+    and carries the columns along; ``fold_ok`` is false for a group whose check hash differs,
+    i.e. two different lines that collided, and the caller then folds again with
+    ``exact=True`` (GROUP BY every column), so no two distinct lines are ever merged.
+    """
+    names = ", ".join(cols)
+    if exact:
+        return f"SELECT {names}, count(*)::BIGINT AS n_copies, true AS fold_ok FROM {source} GROUP BY ALL"
+    carried = ", ".join(f"any_value({c}) AS {c}" for c in cols)
+    return (
+        f"SELECT {carried}, count(*)::BIGINT AS n_copies, min(_chk) = max(_chk) AS fold_ok "
+        f"FROM (SELECT {names}, {line_key_sql(cols)} AS _key, {line_check_sql(cols)} AS _chk "
+        f"FROM {source}) GROUP BY _key"
+    )
+
+
 def create_classified_view(
     con: duckdb.DuckDBPyConnection,
     rules: CleanRules,
     as_of: date | None,
     source: str = TX,
     view: str = CLASSIFIED,
+    exact: bool = False,
 ) -> None:
     """One row per distinct line with ``n_copies`` (exact duplicates folded) and its ``reason``.
 
     With the duplicate rule on, identical lines are grouped; the first copy gets the line's
     reason (or is kept) and the extra ``n_copies - 1`` count as ``duplicate`` when kept.
+    ``fold_ok`` is false where the hash fold merged distinct lines (see :func:`fold_lines_sql`;
+    ``exact=True`` groups on every column instead).
     With ``match_cancellations`` the matched pairs are found first (:func:`create_matched_table`)
     and their lines dropped as ``cancelled_purchase`` / ``cancellation``.
     """
@@ -262,7 +302,7 @@ def create_classified_view(
             f"clean.cancel_status is set ({', '.join(rules.cancel_status)}) "
             "but the data has no status column; map it under columns.status"
         )
-    cols = _LINE_COLS + (", status" if has_status else "")
+    cols = [c.strip() for c in _LINE_COLS.split(",")] + (["status"] if has_status else [])
     matched = None
     if rules.match_cancellations:
         # flag the matched rows on the raw scan: a narrow lookup of row ids, cheaper than
@@ -270,12 +310,12 @@ def create_classified_view(
         table = f"{view}_matched"
         create_matched_table(con, rules, as_of, source, table)
         matched = "matched"
-        cols += ", matched"
+        cols.append("matched")
         source = f"(SELECT *, row_id IN (SELECT row_id FROM {table}) AS matched FROM {source})"
     if rules.drop_duplicates:
-        lines = f"SELECT {cols}, count(*)::BIGINT AS n_copies FROM {source} GROUP BY ALL"
+        lines = fold_lines_sql(cols, source, exact)
     else:
-        lines = f"SELECT {cols}, 1::BIGINT AS n_copies FROM {source}"
+        lines = f"SELECT {', '.join(cols)}, 1::BIGINT AS n_copies, true AS fold_ok FROM {source}"
     flagged = f"SELECT *, {_cancel_sql(rules, has_status)} AS is_cancel FROM lines"
     con.execute(
         f"""
@@ -285,6 +325,31 @@ def create_classified_view(
         SELECT *, {reason_case(rules, as_of, matched)} AS reason FROM flagged
         """
     )
+
+
+def folds_exact(con: duckdb.DuckDBPyConnection, table: str = ORDERS) -> bool:
+    """True when no hash fold behind ``table`` merged two different lines (see fold_lines_sql)."""
+    ok = con.execute(f"SELECT coalesce(bool_and(fold_ok), true) FROM {table}").fetchall()[0][0]
+    return bool(ok)
+
+
+def classify_and_aggregate(
+    con: duckdb.DuckDBPyConnection,
+    rules: CleanRules,
+    as_of: date | None,
+    source: str = TX,
+) -> bool:
+    """Classify and fold the source, then aggregate it once (:func:`aggregate_by_customer`);
+    True when the fast hash fold was exact, False when a collision made it fold again on
+    every column."""
+    mixed = rules.cancellations == "net" and bool(rules.cancel_status)
+    create_classified_view(con, rules, as_of, source)
+    aggregate_by_customer(con, folded=rules.drop_duplicates, mixed_orders=mixed)
+    if folds_exact(con):
+        return True
+    create_classified_view(con, rules, as_of, source, exact=True)
+    aggregate_by_customer(con, folded=rules.drop_duplicates, mixed_orders=mixed)
+    return False
 
 
 def create_kept_view(
@@ -305,48 +370,74 @@ def create_kept_view(
     con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source} WHERE {cond}")
 
 
-def aggregate_by_customer(
+def create_kept_orders_view(
     con: duckdb.DuckDBPyConnection,
-    source: str = CLASSIFIED,
-    table: str = BY_CUSTOMER,
-    folded: bool = True,
-    mixed_orders: bool = False,
+    source: str = ORDERS,
+    view: str = KEPT_ORDERS,
+    exclude_customers: tuple[str, ...] = (),
 ) -> None:
-    """The single pass over the data: per (reason, customer) rows, revenue and purchase facts.
+    """Kept orders (per order and month) from the materialised table, for the monthly totals:
+    the same lines as :func:`create_kept_view`, without reading the source again."""
+    create_kept_view(con, source, view, exclude_customers)
 
-    Both the ledger (summed over customers) and the RFM table (the kept rows) come from this
-    small table, so the file is scanned once. Orders are grouped first, so frequency is a plain
-    count rather than a costlier COUNT(DISTINCT). ``folded=False`` says every line has
-    ``n_copies = 1`` (duplicate rule off), which lets the scan skip the weighting.
-    ``purchased`` and ``cancelled`` (absolute value of cancellation lines) feed the
-    cancel-heavy warning. An order's lines share one reason and cancel flag (a C-invoice is
-    cancelled as a whole; dropped cancellations are their own group), so its cancelled value
-    is read off the order, unless ``mixed_orders`` (status cancellations kept as refunds next
-    to purchases of the same order), which splits it line by line.
+
+def orders_sql(source: str, folded: bool = True, mixed_orders: bool = False) -> str:
+    """SQL: per (reason, customer, order, calendar month) rows, revenue, cancellations, dates.
+
+    The one aggregate of the (folded) lines everything else is read from: the per-customer
+    table and the ledger (summed further) and the monthly totals. ``order_ts`` is the line's
+    timestamp only when the invoice ID is missing (such lines are told apart by time).
     """
     if folded:
         rows, rev_all, w = "sum(n_copies)", "sum(amount * n_copies)", " * n_copies"
     else:
         rows, rev_all, w = "count(*)", "sum(amount)", ""
+    cancel_all = f"sum(amount{w}) FILTER (WHERE is_cancel)" if mixed_orders else "NULL::DOUBLE"
+    return f"""
+        SELECT reason, customer_id, invoice_id,
+               date_trunc('month', invoice_date)::DATE AS month,
+               CASE WHEN invoice_id IS NULL THEN invoice_date END AS order_ts,
+               bool_and(is_cancel) AS is_cancel,
+               {rows} AS n_rows,
+               {rev_all} AS revenue_all,
+               sum(amount) AS revenue,
+               {cancel_all} AS cancel_all,
+               count(*) AS n_lines,
+               min(invoice_date) AS first_ts,
+               max(invoice_date) AS last_ts,
+               any_value(country) AS country,
+               bool_and(fold_ok) AS fold_ok
+        FROM {source}
+        GROUP BY reason, customer_id, invoice_id, month, order_ts
+    """
+
+
+def by_customer_sql(orders: str, mixed_orders: bool = False) -> str:
+    """SQL: per (reason, customer) rows, revenue, purchased/cancelled value, orders, dates.
+
+    Orders are grouped first, so frequency is a plain count rather than a costlier
+    COUNT(DISTINCT). An order's lines share one reason and cancel flag (a C-invoice is
+    cancelled as a whole; dropped cancellations are their own group), so its cancelled value
+    is read off the order, unless ``mixed_orders`` (status cancellations kept as refunds next
+    to purchases of the same order), which splits it line by line.
+    """
     if mixed_orders:
-        cancel_revenue = f"sum(amount{w}) FILTER (WHERE is_cancel)"
+        cancel_revenue = "sum(cancel_all)"
     else:
-        cancel_revenue = f"CASE WHEN bool_and(is_cancel) THEN {rev_all} END"
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {table} AS
+        cancel_revenue = "CASE WHEN bool_and(is_cancel) THEN sum(revenue_all) END"
+    return f"""
         WITH orders AS (
             SELECT reason, customer_id, invoice_id,
                    bool_and(is_cancel) AS is_cancel,
-                   {rows} AS n_rows,
-                   {rev_all} AS revenue_all,
-                   sum(amount) AS revenue,
+                   sum(n_rows) AS n_rows,
+                   sum(revenue_all) AS revenue_all,
+                   sum(revenue) AS revenue,
                    {cancel_revenue} AS cancel_revenue,
-                   count(*) AS n_lines,
-                   min(invoice_date) AS first_ts,
-                   max(invoice_date) AS last_ts,
+                   sum(n_lines) AS n_lines,
+                   min(first_ts) AS first_ts,
+                   max(last_ts) AS last_ts,
                    any_value(country) AS country
-            FROM {source}
+            FROM {orders}
             GROUP BY reason, customer_id, invoice_id
         )
         SELECT reason, customer_id,
@@ -362,8 +453,30 @@ def aggregate_by_customer(
                arg_max(country, last_ts) AS country
         FROM orders
         GROUP BY reason, customer_id
-        """
+    """
+
+
+def aggregate_by_customer(
+    con: duckdb.DuckDBPyConnection,
+    source: str = CLASSIFIED,
+    table: str = BY_CUSTOMER,
+    folded: bool = True,
+    mixed_orders: bool = False,
+    orders: str = ORDERS,
+) -> None:
+    """The single pass over the data: the per-order table, then per (reason, customer) facts.
+
+    The source is scanned (and its duplicates folded) once, into the ``orders`` temp table
+    (:func:`orders_sql`, one row per order and month); the ledger, the RFM table
+    (:func:`by_customer_sql`) and the monthly totals all read that small table.
+    ``folded=False`` says every line has ``n_copies = 1`` (duplicate rule off), which lets
+    the scan skip the weighting. ``purchased`` and ``cancelled`` (absolute value of
+    cancellation lines) feed the cancel-heavy warning.
+    """
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {orders} AS {orders_sql(source, folded, mixed_orders)}"
     )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {by_customer_sql(orders, mixed_orders)}")
 
 
 def relabel_missing_customers(

@@ -1,6 +1,7 @@
 """Command line: argument parsing and exit codes only; the work is in :mod:`segwork.run`.
 
-Exit codes: 0 success, 2 bad input (one line on stderr), 1 a failed report stage, 130 Ctrl-C.
+Exit codes: 0 success, 2 bad input (one line on stderr), 1 a failed report stage, 3 out of
+memory or disk (one line), 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from segwork.config import (
     RunParams,
     parse_k_range,
 )
-from segwork.errors import ReportError, SegworkInputError
+from segwork.errors import ReportError, ResourceError, SegworkInputError
 from segwork.publish import read_marker
 from segwork.run import run
 
@@ -288,6 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReportError as exc:
         print(f"segwork: {exc}", file=sys.stderr)
         return 1
+    except ResourceError as exc:
+        print(f"segwork: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         where = getattr(args, "out", None) or "OUT"
         after = _marker(args)

@@ -15,3 +15,10 @@ class ReportError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
+
+
+class ResourceError(Exception):
+    """The machine ran out of memory or disk (exit 3); the message is one line saying which."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))

@@ -1,7 +1,8 @@
 """One run's computation: read -> ledger -> RFM -> segments -> clusters -> predictions.
 
 Everything downstream (clusters, profiles, reports) starts from :class:`Prepared`; the DuckDB
-store it holds (:class:`segwork.store.Store`) still has the kept lines for charts that need them.
+store it holds (:class:`segwork.store.Store`) has the per-order table the one scan made
+(``store.orders``, kept orders in ``store.kept_orders``) and the kept lines as a view.
 """
 
 from __future__ import annotations
@@ -116,10 +117,8 @@ def compute_ledger_and_rfm(
     Also returns the stored customer IDs that mean "missing" ('nan', '#N/A', ...), which
     Parquet files can carry and which are moved to ``missing_customer`` on the aggregate.
     """
-    clean.create_classified_view(con, cfg.clean, as_of)
-    rules = cfg.clean
-    mixed = rules.cancellations == "net" and bool(rules.cancel_status)
-    clean.aggregate_by_customer(con, folded=rules.drop_duplicates, mixed_orders=mixed)
+    # the one scan (and duplicate fold) of the source, into the per-order table
+    clean.classify_and_aggregate(con, cfg.clean, as_of)
     na_ids = clean.relabel_missing_customers(con, cfg.clean, NA_TOKENS)
     if as_of is not None:
         # earliest purchase of any line, whatever its drop reason: read off the small aggregate
@@ -231,6 +230,7 @@ def prepare(
         say("cleaning (ledger) and building the RFM table")
         ledger, used, table, na_ids = compute_ledger_and_rfm(con, cfg, as_of, path)
         clean.create_kept_view(con, exclude_customers=na_ids)
+        clean.create_kept_orders_view(con, exclude_customers=na_ids)
     ev = None
     if ev_source is not None:
         with timer.stage("events"):

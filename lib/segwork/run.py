@@ -28,6 +28,7 @@ from segwork.publish import (
     claimed,
 )
 from segwork.schema import Config
+from segwork.store import resource_guard
 from segwork.summary import Summary, Timings, data_warnings, write_summary
 
 CLUSTER_COLUMNS = (
@@ -97,12 +98,13 @@ def run(
         from segwork.report.session import prewarm
 
         prewarm()
-    with ExitStack() as held:
+    with resource_guard(), ExitStack() as held:  # out of memory / disk full: one line, exit 3
         if given is not None:
             held.enter_context(claimed(given, say, params.lock_timeout))
         publisher = Publisher(params, given, held, pseudonym_key, say)
         result = compute(params, say, on_prepared=publisher.prepared)
         publisher.finish(result, t0)
+        result.prep.store.close()  # the DuckDB scratch folder goes as soon as OUT is written
     if params.report:
         from segwork.report.pages import write_reports_index
 

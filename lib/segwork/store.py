@@ -7,29 +7,112 @@ through this object (``f"FROM {store.kept}"``).
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
+
+from segwork.errors import ResourceError, SegworkInputError
 
 #: The relations a run creates, in the order it creates them.
 TX = "tx"  # the canonical, typed transaction lines (read.py)
 MATCHED = "tx_matched"  # purchases removed by a matching cancellation (clean.py)
 CLASSIFIED = "tx_classified"  # every line with its one ledger reason (clean.py)
-KEPT = "tx_kept"  # the lines that count (clean.py)
+KEPT = "tx_kept"  # the lines that count, a view over the source (clean.py)
+ORDERS = "tx_orders"  # per reason, customer, order and month: the one materialised scan (clean.py)
+KEPT_ORDERS = "tx_kept_orders"  # the orders that count (clean.py)
 BY_CUSTOMER = "cust_reason"  # per customer and reason: rows, revenue, orders, dates (clean.py)
 EVENTS = "ev"  # the canonical, typed behaviour events (events.py)
 EV_CLASSIFIED = "ev_classified"  # every event with its one ledger reason (events.py)
 EV_VISITS = "ev_visits"  # kept events numbered into visits (events.py)
+#: Environment variable overriding DuckDB's memory limit (a DuckDB size such as "1.5GB").
+MEMORY_LIMIT_ENV = "SEGWORK_MEMORY_LIMIT"
+#: Default limit: this share of the machine's memory, capped, so the whole run (DuckDB, pandas,
+#: the notebook kernels) stays near 2 GB; DuckDB spills to the scratch folder beyond it.
+MEMORY_SHARE = 0.25
+MEMORY_CAP_MB = 1024
+MEMORY_FLOOR_MB = 256
 
 
-def connect(memory_limit: str = "2GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that spills to disk instead of growing past ``memory_limit``."""
+def default_memory_limit() -> str:
+    """$SEGWORK_MEMORY_LIMIT, else a quarter of physical memory capped at 1 GiB (floor 256 MiB)."""
+    env = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if env:
+        return env
+    try:
+        total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        total_mb = 4096.0
+    return f"{int(max(MEMORY_FLOOR_MB, min(MEMORY_CAP_MB, total_mb * MEMORY_SHARE)))}MB"
+
+
+def connect(
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    scratch: Path | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that spills to ``scratch`` instead of growing past ``memory_limit``.
+
+    With ``scratch`` (a folder segwork created) DuckDB writes its spill files there.
+    Insertion order is not preserved: every query that needs an order says ORDER BY.
+    """
+    limit = memory_limit or default_memory_limit()
     con = duckdb.connect(":memory:")
-    con.execute(f"SET memory_limit = '{memory_limit}'")
+    try:
+        con.execute(f"SET memory_limit = '{limit}'")
+    except duckdb.Error as exc:
+        raise SegworkInputError(
+            f"{MEMORY_LIMIT_ENV}: '{limit}' is not a DuckDB memory size such as 1GB ({exc})"
+        ) from None
     con.execute("SET preserve_insertion_order = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
+    if scratch is not None:
+        path = str(Path(scratch)).replace("'", "''")
+        con.execute(f"SET temp_directory = '{path}'")
     return con
+
+
+def _close(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """Close the connection, then remove the scratch folder segwork created for it."""
+    try:
+        con.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def resource_error(exc: BaseException) -> ResourceError | None:
+    """The one-line :class:`ResourceError` for out-of-memory or disk-full, else None."""
+    text = " ".join(str(exc).split()).split(" Possible solutions:")[0]
+    limit = f" (set {MEMORY_LIMIT_ENV} higher, e.g. 4GB, or free memory)"
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return ResourceError(f"out of memory in DuckDB: {text}{limit}")
+    if isinstance(exc, MemoryError):
+        return ResourceError(f"out of memory: {text or 'MemoryError'}{limit}")
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return ResourceError(f"disk full: {text} (free space in {tempfile.gettempdir()})")
+    if isinstance(exc, duckdb.IOException) and "no space left" in text.lower():
+        return ResourceError(f"disk full: {text} (free space in {tempfile.gettempdir()})")
+    return None
+
+
+@contextmanager
+def resource_guard() -> Iterator[None]:
+    """Turn out-of-memory and disk-full errors into one-line :class:`ResourceError` (exit 3)."""
+    try:
+        yield
+    except (duckdb.Error, MemoryError, OSError) as exc:
+        err = resource_error(exc)
+        if err is None:
+            raise
+        raise err from None
 
 
 @dataclass(frozen=True)
@@ -42,11 +125,33 @@ class Store:
     classified: str = CLASSIFIED
     kept: str = KEPT
     by_customer: str = BY_CUSTOMER
+    orders: str = ORDERS
+    kept_orders: str = KEPT_ORDERS
+    scratch: Path | None = None
 
     @classmethod
-    def open(cls, memory_limit: str = "2GB", threads: int | None = None) -> Store:
-        """A fresh store on a new in-memory connection."""
-        return cls(connect(memory_limit, threads))
+    def open(cls, memory_limit: str | None = None, threads: int | None = None) -> Store:
+        """A fresh store on a new in-memory connection with its own scratch folder.
+
+        The folder (spill files, the scratch database) is created here and removed when the
+        store is closed or garbage-collected, or when the interpreter exits.
+        """
+        folder = Path(tempfile.mkdtemp(prefix="segwork-duckdb-"))
+        try:
+            con = connect(memory_limit, threads, folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        store = cls(con, scratch=folder)
+        weakref.finalize(store, _close, con, folder)
+        return store
+
+    def close(self) -> None:
+        """Close the connection and remove the scratch folder (if this store made one)."""
+        if self.scratch is not None:
+            _close(self.con, self.scratch)
+        else:
+            self.con.close()
 
     def rows(self, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
         """All rows of a query (fetchall: DuckDB 2 keeps a result open after fetchone)."""
