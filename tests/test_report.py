@@ -17,13 +17,13 @@ import pytest
 from segwork.cli import main
 from segwork.report.pages import month_entries
 from segwork.report.views import ledger_table
+from tests.browser import BROWSER, chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAD = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
 XSS_ID = "<script>alert(1)</script>"
 XSS_PRODUCT = "<img src=x onerror=alert(2)>"
 PAGES = ("01_eda", "02_rfm_segments", "03_clusters", "04_compare_and_profile", "05_movement")
-BROWSER = Path("/usr/bin/chromium")
 
 
 def crafted_csv(path: Path, n_customers: int = 60) -> Path:
@@ -229,15 +229,8 @@ def test_uci_report_pages_and_ledger(uci_report):
     not BROWSER.exists() and not os.environ.get("CI"), reason="no /usr/bin/chromium"
 )
 def test_uci_index_renders_in_headless_chromium(uci_report, tmp_path):
-    from playwright.sync_api import sync_playwright  # a dev dependency: missing is a failure
-
     errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(BROWSER),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )  # fmt: skip
+    with chromium() as browser:
         page = browser.new_page()
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -254,7 +247,6 @@ def test_uci_index_renders_in_headless_chromium(uci_report, tmp_path):
                 assert "SegworkNanumGothic" in page.evaluate(nav)
             page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
         images = page.evaluate("document.images.length")
-        browser.close()
     assert errors == []
     assert images >= 2  # the notebook page embeds its charts
 

@@ -20,6 +20,8 @@ from typing import Any
 import nbformat
 import pytest
 
+from tests.browser import chromium
+
 PAGES = ("01_eda", "02_rfm_segments", "03_clusters", "04_compare_and_profile", "05_movement")
 pytestmark = pytest.mark.xdist_group("report_lang")  # both reports built once, on one worker
 HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
@@ -213,25 +215,7 @@ def test_table_headers_are_in_the_language(report):
 
 # --------------------------------------------------------------------------- in a browser
 
-BROWSER = Path("/usr/bin/chromium")
 SCIENTIFIC = re.compile(r"\d[eE][+-]?\d")
-
-
-@contextlib.contextmanager
-def chromium():
-    """Debian's headless Chromium driven by Playwright (a dev dependency: missing is a failure)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(BROWSER),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )  # fmt: skip
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def test_campaign_page_has_a_block_per_segment_with_stage_kpi_actions_and_its_list(report):
