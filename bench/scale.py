@@ -199,7 +199,7 @@ def main() -> None:
             t = r["timings"]
             stages = " ".join(
                 f"{k}={t[k]:.1f}"
-                for k in ("ledger_rfm", "rfm_segments", "clustering", "write", "report")
+                for k in ("ledger_rfm", "rfm_segments", "clustering", "predict", "write", "report")
                 if k in t
             )
             print(f"  run {i}: exit {r['rc']}  wall {r['wall']:6.1f}s  peak {r['peak_mb']:7,.0f} MB  "

@@ -76,7 +76,7 @@ def _parquet_file(path: Path, rows: list[tuple]) -> Path:
     return path
 
 
-def _reference(prep) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def _reference(prep, customers: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """monthly, top items and ledger the way they were made before: kept lines as a view over
     the source, every column folded (GROUP BY ALL), re-read for each artefact."""
     con, rules = prep.con, Config().clean
@@ -85,8 +85,6 @@ def _reference(prep) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     na = clean.relabel_missing_customers(con, rules, NA_TOKENS, table="cust_reason_ref")
     ledger = clean.ledger_from_aggregate(con, "cust_reason_ref").as_dict()
     clean.create_kept_view(con, exclude_customers=na)
-    con.execute("DROP TABLE IF EXISTS segwork_cust_items")
-    customers = artifacts.customers_frame(prep, None)
     monthly = con.execute(  # the query monthly_frame ran over the kept lines before
         """
         SELECT date_trunc('month', invoice_date)::DATE AS month,
@@ -101,7 +99,40 @@ def _reference(prep) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     monthly = monthly.reset_index().astype(
         {"orders": "int64", "customers": "int64", "revenue": "float64"}
     )
-    return monthly, artifacts.top_items(prep, customers), ledger
+    return monthly, _reference_top(con, customers), ledger
+
+
+def _reference_top(con, customers: pd.DataFrame, n: int = artifacts.TOP_N) -> pd.DataFrame:
+    """Top items straight from the kept lines, one scope at a time, distinct customers counted."""
+    long = [pd.DataFrame({"customer_id": customers.index, "scope": "all", "grp": "all"})]
+    for scope, col in artifacts.GROUPINGS.items():
+        if col in customers:
+            grp = customers[col].astype(str).to_numpy()
+            long.append(pd.DataFrame({"customer_id": customers.index, "scope": scope, "grp": grp}))
+    con.register("ref_groups", pd.concat(long, ignore_index=True))
+    df = con.execute(
+        f"""
+        WITH lines AS (
+            SELECT g.scope, g.grp, k.customer_id, k.amount,
+                   coalesce(nullif(trim(k.country), ''), '(unknown)') AS country,
+                   coalesce(nullif(trim(k.product_name), ''), k.product_id, '(unknown)') AS product
+            FROM tx_kept k JOIN ref_groups g USING (customer_id)
+        ),
+        agg AS (
+            SELECT scope, grp, 'country' AS kind, country AS name, sum(amount) AS revenue,
+                   count(DISTINCT customer_id) AS customers FROM lines GROUP BY ALL
+            UNION ALL
+            SELECT scope, grp, 'product' AS kind, product AS name, sum(amount) AS revenue,
+                   count(DISTINCT customer_id) AS customers FROM lines GROUP BY ALL
+        )
+        SELECT scope, grp AS "group", kind,
+               row_number() OVER (PARTITION BY scope, grp, kind ORDER BY revenue DESC, name) AS rank,
+               name, revenue, customers
+        FROM agg QUALIFY rank <= {n}
+        """
+    ).df()
+    con.unregister("ref_groups")
+    return df.astype({"rank": "int64", "customers": "int64", "revenue": "float64"})
 
 
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -118,6 +149,9 @@ def test_artefacts_from_the_one_scan_equal_the_rescanning_ones(tmp_path, source)
         data, _ = write_synthetic(tmp_path / "shop", SynthSpec(n_customers=300, seed=3))
     prep = prepare(data, Config())
     customers = artifacts.customers_frame(prep, None)
+    # two cluster-like groupings, so every grouping set of the one pass is checked
+    customers["kmeans_cluster"] = [i % 3 for i in range(len(customers))]
+    customers["gmm_cluster"] = [i % 2 - 1 for i in range(len(customers))]
     monthly = artifacts.monthly_frame(prep)
     top = artifacts.top_items(prep, customers)
     # monthly totals come from the per-order table and top items (a second grouping) from the
@@ -126,9 +160,21 @@ def test_artefacts_from_the_one_scan_equal_the_rescanning_ones(tmp_path, source)
     _same(artifacts.monthly_frame(prep), monthly)
     _same(artifacts.top_items(prep, customers, ("rfm",)), top[top.scope == "rfm"])
     moved.rename(data)
-    ref_monthly, ref_top, ref_ledger = _reference(prep)
+    ref_monthly, ref_top, ref_ledger = _reference(prep, customers)
     _same(monthly, ref_monthly)
     _same(top, ref_top)
+    # the lift's buyer counts, from the same items table, against the kept lines
+    lift = artifacts.product_lift(prep, prep.table["rfm_segment_id"])
+    bought = prep.con.execute(
+        """SELECT DISTINCT customer_id, coalesce(nullif(trim(product_name), ''), product_id,
+                  '(unknown)') AS name FROM tx_kept WHERE amount > 0"""
+    ).df()
+    bought["group"] = bought["customer_id"].map(prep.table["rfm_segment_id"])
+    buyers = bought.groupby(["group", "name"]).size()
+    assert len(lift) > 0 or source == "hand-built"  # too few buyers there for a lift
+    assert [buyers[(g, n)] for g, n in zip(lift["group"], lift["name"], strict=True)] == list(
+        lift["buyers"]
+    )
     assert prep.ledger.as_dict() == ref_ledger
     assert len(monthly) >= 3 and len(top) > 0
     if source == "hand-built":

@@ -359,3 +359,19 @@ def test_folding_keeps_lines_that_differ_only_in_a_null():
     _, _, led = _ledger_after_classify(rows)
     assert led.rows_kept == 2 and led.dropped_rows == {"duplicate": 1}
     assert led.revenue_kept == pytest.approx(20.0)
+
+
+def test_an_order_whose_lines_span_two_months_is_one_order_in_its_first_month():
+    rows = [
+        ("1", "a", "2024-01-31 23:59", 2, 5.0, "P1", "Mug", "UK"),
+        ("1", "a", "2024-02-01 00:01", 1, 3.0, "P2", "Cup", "UK"),  # same invoice, next month
+        ("2", "a", "2024-02-10 10:00", 1, 4.0, "P1", "Mug", "UK"),
+    ]
+    con, _, led = _ledger_after_classify(rows)
+    assert led.rows_kept == 3 and led.revenue_kept == pytest.approx(17.0)
+    orders = con.execute(
+        "SELECT invoice_id, month, n_lines, revenue FROM tx_orders ORDER BY invoice_id"
+    ).fetchall()
+    assert orders == [("1", date(2024, 1, 1), 2, 13.0), ("2", date(2024, 2, 1), 1, 4.0)]
+    freq = con.execute("SELECT frequency FROM cust_reason WHERE reason IS NULL").fetchall()
+    assert freq == [(2,)]

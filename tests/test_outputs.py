@@ -53,7 +53,7 @@ def test_csv_has_bom_and_escaped_text_but_plain_negative_numbers(tmp_path):
     raw = (tmp_path / "s.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
-    assert rows == [["customer_id", "monetary"], ["'-7", "-12.5"], ["고객1", "3.0"]]
+    assert rows == [["customer_id", "monetary"], ["'-7", "-12.5"], ["고객1", "3"]]
 
 
 def test_xlsx_keeps_ids_as_text_cells_and_numbers_as_numbers(tmp_path):
@@ -141,3 +141,26 @@ def test_segment_lists_hold_exactly_each_segments_customers_escaped(tmp_path):
     assert (tmp_path / "lists" / "vip.csv").read_bytes().startswith(b"\xef\xbb\xbf")
     new = pd.read_csv(tmp_path / "lists" / "new.csv", dtype=str, encoding="utf-8-sig")
     assert list(new["rfm_segment"]) == ["신규 고객"]
+
+
+def test_segments_xlsx_is_skipped_above_its_size_and_the_csv_keeps_everyone(tmp_path, monkeypatch):
+    from segwork import outputs
+
+    monkeypatch.setattr(outputs, "SEGMENTS_XLSX_MAX", 2)
+    df = pd.DataFrame({"customer_id": ["001", "002", "003"], "rfm_segment_id": ["vip"] * 3})
+    assert outputs.write_segments(df, tmp_path) is False
+    assert not (tmp_path / "segments.xlsx").exists()
+    assert len(outputs.read_segments(tmp_path / "segments.csv")) == 3
+    assert outputs.write_segments(df.head(2), tmp_path) is True
+    assert (tmp_path / "segments.xlsx").is_file()
+
+
+def test_csv_quotes_only_when_a_cell_needs_it_and_reads_back_the_same(tmp_path):
+    plain = pd.DataFrame({"customer_id": ["K1", "000123"], "monetary": [1.5, 2.0]})
+    write_csv(plain, tmp_path / "a.csv")
+    assert (tmp_path / "a.csv").read_text(encoding="utf-8-sig").splitlines()[1] == "K1,1.5"
+    odd = pd.DataFrame({"customer_id": ["a,b", 'say "hi"', "x\ny"], "monetary": [1.0, 2.0, 3.0]})
+    write_csv(odd, tmp_path / "b.csv")
+    back = pd.read_csv(tmp_path / "b.csv", encoding="utf-8-sig", dtype={"customer_id": str})
+    assert back["customer_id"].tolist() == odd["customer_id"].tolist()
+    assert back["monetary"].tolist() == [1.0, 2.0, 3.0]

@@ -81,7 +81,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def shop_prediction(shop: Path) -> tuple[predict.PredictionResult, date]:
     """The prediction stage on the shop (BTYD left out for speed; it is tested on its own)."""
     prep = prepare(shop / "transactions.parquet", Config())
-    orders = predict.order_table(prep.con, prep.store.kept)
+    orders = predict.order_table(prep.con, prep.store.kept_orders)
     res = predict.run_prediction(
         prep.con, orders, prep.as_of, PredictOptions(), baselines=("recency", "historical_rate")
     )
@@ -92,7 +92,7 @@ def test_no_leakage_changing_the_future_leaves_features_alone(shop: Path) -> Non
     """Shift, rescale and add every order on or after the cut: the features do not move."""
     prep = prepare(shop / "transactions.parquet", Config())
     orders = prep.con.execute(
-        f"SELECT * FROM {predict.order_table(prep.con, prep.store.kept)}"
+        f"SELECT * FROM {predict.order_table(prep.con, prep.store.kept_orders)}"
     ).df()
     cut = prep.as_of - timedelta(days=H)
     before = predict.features(orders_con(orders.drop(columns="purchase")), "orders", cut, H)
@@ -329,7 +329,7 @@ def test_uci_model_beats_every_baseline(uci_parquet: Path) -> None:
     """On UCI Online Retail (as-of default) the back-test AUC and Brier beat every baseline."""
     pytest.importorskip("pymc_marketing")
     prep = prepare(uci_parquet, Config())
-    orders = predict.order_table(prep.con, prep.store.kept)
+    orders = predict.order_table(prep.con, prep.store.kept_orders)
     res = predict.run_prediction(prep.con, orders, prep.as_of, PredictOptions())
     bt = res.backtest
     assert bt is not None and set(bt["baselines"]) == {"recency", "historical_rate", "bgnbd"}
@@ -338,3 +338,20 @@ def test_uci_model_beats_every_baseline(uci_parquet: Path) -> None:
         assert model["auc"] > base["auc"], name
         assert model["brier"] < base["brier"], name
     assert model["customers"] > 3_000 and model["top_hits"] > 0.9 * model["top_n"]
+
+
+def test_the_order_table_from_the_ledgers_orders_equals_one_from_the_kept_lines(shop: Path):
+    """The per-order table is read off the ledger's orders, never the source: same rows."""
+    prep = prepare(shop / "transactions.parquet", Config())
+    con, q = prep.con, "SELECT customer_id, day, round(revenue, 6) AS revenue, purchase"
+    got = con.execute(
+        f"{q} FROM {predict.order_table(con, prep.store.kept_orders)} ORDER BY ALL"
+    ).df()
+    ref = con.execute(
+        f"""{q} FROM (SELECT customer_id::VARCHAR AS customer_id, min(invoice_date)::DATE AS day,
+                   sum(amount) AS revenue, NOT bool_and(is_cancel) AS purchase
+            FROM {prep.store.kept} WHERE customer_id IS NOT NULL GROUP BY customer_id, invoice_id)
+        ORDER BY ALL"""
+    ).df()
+    assert len(got) > 1000
+    pd.testing.assert_frame_equal(got, ref)

@@ -97,60 +97,76 @@ def monthly_frame(prep: Prepared) -> pd.DataFrame:
     return df.astype({"orders": "int64", "customers": "int64", "revenue": "float64"})
 
 
+def customer_items(prep: Prepared) -> str:
+    """Kept revenue per (customer, country) and per (customer, product), made once per run.
+
+    One scan of the kept lines (two grouping sets) fills one table: ``kind`` ("country" or
+    "product"), ``name``, ``revenue`` and ``bought`` (a line of positive value, for the lift's
+    buyer counts); each (customer, kind, name) is one row. Every top-items and lift query
+    reads it, so no artefact reads the source again.
+    """
+    store, con = prep.store, prep.con
+    if store.cust_items not in store.made:
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {store.cust_items} AS
+            SELECT customer_id,
+                   CASE WHEN grouping(country) = 0 THEN 'country' ELSE 'product' END AS kind,
+                   coalesce(country, product) AS name,
+                   sum(amount) AS revenue, bool_or(amount > 0) AS bought
+            FROM (
+                SELECT customer_id, amount,
+                       coalesce(nullif(trim(country), ''), '(unknown)') AS country,
+                       coalesce(nullif(trim(product_name), ''), product_id, '(unknown)') AS product
+                FROM {store.kept}
+            )
+            GROUP BY GROUPING SETS ((customer_id, country), (customer_id, product))
+            """
+        )
+        store.made.add(store.cust_items)
+    return store.cust_items
+
+
 def top_items(
     prep: Prepared, labels: pd.DataFrame, scopes: tuple[str, ...] | None = None, n: int = TOP_N
 ) -> pd.DataFrame:
     """Top countries and products by kept revenue, overall and per group of each grouping.
 
-    The kept lines are reduced once per run to a (customer, country, product) table, which is
-    joined to a long (customer, scope, group) frame; ``scopes`` limits the groupings ("all",
-    "rfm", "kmeans", ...). Returns scope, group, kind (country/product), rank, name, revenue,
-    customers.
+    One pass over :func:`customer_items` joined to one row of labels per customer, with a
+    grouping set per scope; ``scopes`` limits the groupings ("all", "rfm", "kmeans", ...).
+    Returns scope, group, kind (country/product), rank, name, revenue, customers.
     """
     want = set(scopes or ("all", *GROUPINGS))
-    long = [pd.DataFrame({"customer_id": labels.index, "scope": "all", "grp": "all"})]
-    long = long if "all" in want else []
-    for scope, col in GROUPINGS.items():
-        if col in labels and scope in want:
-            long.append(
-                pd.DataFrame(
-                    {"customer_id": labels.index, "scope": scope, "grp": labels[col].astype(str)}
-                )
-            )
-    lab = pd.concat(long, ignore_index=True)
+    cols = {"all": None, **GROUPINGS}
+    wide = pd.DataFrame({"customer_id": labels.index.astype(str)})
+    used = []
+    for scope, col in cols.items():
+        if scope in want and (col is None or col in labels):
+            wide[f"g_{scope}"] = "all" if col is None else labels[col].astype(str).to_numpy()
+            used.append(scope)
+    if not used:
+        empty = pd.DataFrame(
+            {"scope": [], "group": [], "kind": [], "rank": [], "name": [], "revenue": []}
+        )
+        return empty.assign(customers=[]).astype(
+            {"rank": "int64", "customers": "int64", "revenue": "float64"}
+        )
+    items = customer_items(prep)
     con = prep.con
-    con.register("segwork_groups", lab)
+    g = [f"g_{s}" for s in used]
+    sets = ", ".join(f"(kind, name, {c})" for c in g)
+    scope_of = " ".join(f"WHEN grouping({c}) = 0 THEN '{s}'" for s, c in zip(used, g, strict=True))
+    con.register("segwork_groups", wide)
     try:
-        # one scan of the kept lines into a (customer, country, product) table, made once per
-        # run (checked first: CREATE ... IF NOT EXISTS AS would still open the source)
-        made = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'segwork_cust_items'"
-        ).fetchall()[0][0]
-        if not made:
-            con.execute(
-                f"""
-                CREATE TEMP TABLE segwork_cust_items AS
-                SELECT customer_id,
-                       coalesce(nullif(trim(country), ''), '(unknown)') AS country,
-                       coalesce(nullif(trim(product_name), ''), product_id, '(unknown)') AS product,
-                       sum(amount) AS revenue
-                FROM {prep.store.kept} GROUP BY ALL
-                """
-            )
+        # a (customer, kind, name) is one row of the items table, so customers is a count
         df = con.execute(
             f"""
-            WITH lines AS (
-                SELECT g.scope, g.grp, c.customer_id, c.country, c.product, c.revenue
-                FROM segwork_cust_items c JOIN segwork_groups g USING (customer_id)
-            ),
-            agg AS (
-                SELECT scope, grp, 'country' AS kind, country AS name,
-                       sum(revenue) AS revenue, count(DISTINCT customer_id) AS customers
-                FROM lines GROUP BY ALL
-                UNION ALL
-                SELECT scope, grp, 'product' AS kind, product AS name,
-                       sum(revenue) AS revenue, count(DISTINCT customer_id) AS customers
-                FROM lines GROUP BY ALL
+            WITH agg AS (
+                SELECT CASE {scope_of} END AS scope, coalesce({", ".join(g)}) AS grp,
+                       kind, name, sum(revenue) AS revenue, count(*) AS customers
+                FROM (SELECT c.kind, c.name, c.revenue, {", ".join("g." + c for c in g)}
+                      FROM {items} c JOIN segwork_groups g USING (customer_id))
+                GROUP BY GROUPING SETS ({sets})
             )
             SELECT scope, grp AS "group", kind,
                    row_number() OVER (PARTITION BY scope, grp, kind ORDER BY revenue DESC, name) AS rank,
@@ -236,15 +252,14 @@ def product_lift(prep: Prepared, segments: pd.Series, n: int = TOP_N) -> pd.Data
     bought the product / share of all customers who did (best-sellers are the same everywhere;
     lift says what is special). Products bought by too few of the segment are left out."""
     con = prep.con
+    items = customer_items(prep)
     groups = pd.DataFrame({"customer_id": segments.index, "grp": segments.astype(str).to_numpy()})
     con.register("segwork_lift_groups", groups)
     try:
         df = con.execute(
             f"""
             WITH buyers AS (
-                SELECT DISTINCT k.customer_id,
-                       coalesce(nullif(trim(k.product_name), ''), k.product_id, '(unknown)') AS product
-                FROM {prep.store.kept} k WHERE k.amount > 0
+                SELECT customer_id, name AS product FROM {items} WHERE kind = 'product' AND bought
             ),
             g AS (SELECT customer_id, grp FROM segwork_lift_groups),
             seg_n AS (SELECT grp, count(*) AS n FROM g GROUP BY grp),

@@ -259,23 +259,40 @@ def line_check_sql(cols: list[str]) -> str:
     return f"hash({', '.join(parts)})"
 
 
-def fold_lines_sql(cols: list[str], source: str, exact: bool = False) -> str:
+def repeated_keys_sql(cols: list[str], source: str) -> str:
+    """SQL: the line keys that occur more than once: the only lines a fold has to group."""
+    return f"SELECT {line_key_sql(cols)} AS _key FROM {source} GROUP BY 1 HAVING count(*) > 1"
+
+
+def fold_lines_sql(
+    cols: list[str], source: str, exact: bool = False, repeated: str | None = None
+) -> str:
     """SQL: the distinct lines of ``source`` with ``n_copies`` and ``fold_ok``.
 
-    The fast path groups on one 64-bit hash of the line (narrow key, each line hashed once)
-    and carries the columns along; ``fold_ok`` is false for a group whose check hash differs,
-    i.e. two different lines that collided, and the caller then folds again with
-    ``exact=True`` (GROUP BY every column), so no two distinct lines are ever merged.
+    The fast path hashes each line to one 64-bit key. Lines whose key is not in ``repeated``
+    (a table of :func:`repeated_keys_sql`; nearly all of them) pass through as they are, so
+    only the few repeated keys are grouped, with the columns carried along; ``fold_ok`` is
+    false for a group whose check hash differs, i.e. two different lines that collided, and
+    the caller then folds again with ``exact=True`` (GROUP BY every column), so no two
+    distinct lines are ever merged. Without ``repeated`` every line is grouped on its key.
     """
     names = ", ".join(cols)
     if exact:
         return f"SELECT {names}, count(*)::BIGINT AS n_copies, true AS fold_ok FROM {source} GROUP BY ALL"
     carried = ", ".join(f"any_value({c}) AS {c}" for c in cols)
-    return (
+    key, chk = line_key_sql(cols), line_check_sql(cols)
+    where = f" WHERE {key} IN (SELECT _key FROM {repeated})" if repeated else ""
+    grouped = (
         f"SELECT {carried}, count(*)::BIGINT AS n_copies, min(_chk) = max(_chk) AS fold_ok "
-        f"FROM (SELECT {names}, {line_key_sql(cols)} AS _key, {line_check_sql(cols)} AS _chk "
-        f"FROM {source}) GROUP BY _key"
+        f"FROM (SELECT {names}, {key} AS _key, {chk} AS _chk FROM {source}{where}) GROUP BY _key"
     )
+    if not repeated:
+        return grouped
+    single = (
+        f"SELECT {names}, 1::BIGINT AS n_copies, true AS fold_ok FROM {source} "
+        f"WHERE {key} NOT IN (SELECT _key FROM {repeated})"
+    )
+    return f"{single} UNION ALL {grouped}"
 
 
 def create_classified_view(
@@ -313,7 +330,13 @@ def create_classified_view(
         cols.append("matched")
         source = f"(SELECT *, row_id IN (SELECT row_id FROM {table}) AS matched FROM {source})"
     if rules.drop_duplicates:
-        lines = fold_lines_sql(cols, source, exact)
+        repeated = None
+        if not exact:  # one narrow pass finds the repeated keys; the rest is never grouped
+            repeated = f"{view}_repeated"
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {repeated} AS {repeated_keys_sql(cols, source)}"
+            )
+        lines = fold_lines_sql(cols, source, exact, repeated)
     else:
         lines = f"SELECT {', '.join(cols)}, 1::BIGINT AS n_copies, true AS fold_ok FROM {source}"
     flagged = f"SELECT *, {_cancel_sql(rules, has_status)} AS is_cancel FROM lines"
@@ -376,17 +399,18 @@ def create_kept_orders_view(
     view: str = KEPT_ORDERS,
     exclude_customers: tuple[str, ...] = (),
 ) -> None:
-    """Kept orders (per order and month) from the materialised table, for the monthly totals:
+    """Kept orders (one row per order) from the materialised table, for the monthly totals:
     the same lines as :func:`create_kept_view`, without reading the source again."""
     create_kept_view(con, source, view, exclude_customers)
 
 
 def orders_sql(source: str, folded: bool = True, mixed_orders: bool = False) -> str:
-    """SQL: per (reason, customer, order, calendar month) rows, revenue, cancellations, dates.
+    """SQL: per (reason, customer, order) rows, revenue, cancellations, dates and month.
 
     The one aggregate of the (folded) lines everything else is read from: the per-customer
     table and the ledger (summed further) and the monthly totals. ``order_ts`` is the line's
-    timestamp only when the invoice ID is missing (such lines are told apart by time).
+    timestamp only when the invoice ID is missing (such lines are told apart by time). An
+    order's ``month`` is the calendar month of its first line.
     """
     if folded:
         rows, rev_all, w = "sum(n_copies)", "sum(amount * n_copies)", " * n_copies"
@@ -395,8 +419,8 @@ def orders_sql(source: str, folded: bool = True, mixed_orders: bool = False) -> 
     cancel_all = f"sum(amount{w}) FILTER (WHERE is_cancel)" if mixed_orders else "NULL::DOUBLE"
     return f"""
         SELECT reason, customer_id, invoice_id,
-               date_trunc('month', invoice_date)::DATE AS month,
                CASE WHEN invoice_id IS NULL THEN invoice_date END AS order_ts,
+               date_trunc('month', min(invoice_date))::DATE AS month,
                bool_and(is_cancel) AS is_cancel,
                {rows} AS n_rows,
                {rev_all} AS revenue_all,
@@ -408,50 +432,33 @@ def orders_sql(source: str, folded: bool = True, mixed_orders: bool = False) -> 
                any_value(country) AS country,
                bool_and(fold_ok) AS fold_ok
         FROM {source}
-        GROUP BY reason, customer_id, invoice_id, month, order_ts
+        GROUP BY reason, customer_id, invoice_id, order_ts
     """
 
 
 def by_customer_sql(orders: str, mixed_orders: bool = False) -> str:
     """SQL: per (reason, customer) rows, revenue, purchased/cancelled value, orders, dates.
 
-    Orders are grouped first, so frequency is a plain count rather than a costlier
+    One row of ``orders`` is one order, so frequency is a plain count rather than a costlier
     COUNT(DISTINCT). An order's lines share one reason and cancel flag (a C-invoice is
     cancelled as a whole; dropped cancellations are their own group), so its cancelled value
     is read off the order, unless ``mixed_orders`` (status cancellations kept as refunds next
     to purchases of the same order), which splits it line by line.
     """
-    if mixed_orders:
-        cancel_revenue = "sum(cancel_all)"
-    else:
-        cancel_revenue = "CASE WHEN bool_and(is_cancel) THEN sum(revenue_all) END"
+    cancel_revenue = "cancel_all" if mixed_orders else "CASE WHEN is_cancel THEN revenue_all END"
     return f"""
-        WITH orders AS (
-            SELECT reason, customer_id, invoice_id,
-                   bool_and(is_cancel) AS is_cancel,
-                   sum(n_rows) AS n_rows,
-                   sum(revenue_all) AS revenue_all,
-                   sum(revenue) AS revenue,
-                   {cancel_revenue} AS cancel_revenue,
-                   sum(n_lines) AS n_lines,
-                   min(first_ts) AS first_ts,
-                   max(last_ts) AS last_ts,
-                   any_value(country) AS country
-            FROM {orders}
-            GROUP BY reason, customer_id, invoice_id
-        )
         SELECT reason, customer_id,
                sum(n_rows)::BIGINT AS n_rows,
                sum(n_lines)::BIGINT AS n_lines,
                sum(revenue_all) AS revenue_all,
                sum(revenue) AS revenue,
-               sum(revenue_all - coalesce(cancel_revenue, 0)) AS purchased,
-               sum(abs(cancel_revenue)) AS cancelled,
+               sum(revenue_all - coalesce({cancel_revenue}, 0)) AS purchased,
+               sum(abs({cancel_revenue})) AS cancelled,
                count(*) FILTER (WHERE NOT is_cancel) AS frequency,
                min(first_ts) FILTER (WHERE NOT is_cancel) AS first_purchase,
                max(last_ts) FILTER (WHERE NOT is_cancel) AS last_purchase,
                arg_max(country, last_ts) AS country
-        FROM orders
+        FROM {orders}
         GROUP BY reason, customer_id
     """
 
@@ -467,7 +474,7 @@ def aggregate_by_customer(
     """The single pass over the data: the per-order table, then per (reason, customer) facts.
 
     The source is scanned (and its duplicates folded) once, into the ``orders`` temp table
-    (:func:`orders_sql`, one row per order and month); the ledger, the RFM table
+    (:func:`orders_sql`, one row per order); the ledger, the RFM table
     (:func:`by_customer_sql`) and the monthly totals all read that small table.
     ``folded=False`` says every line has ``n_copies = 1`` (duplicate rule off), which lets
     the scan skip the weighting. ``purchased`` and ``cancelled`` (absolute value of

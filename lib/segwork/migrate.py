@@ -62,8 +62,13 @@ def snapshot_table(
     rules = cfg.clean
     clean.create_classified_view(con, rules, as_of, store.tx, view=classified)
     mixed = rules.cancellations == "net" and bool(rules.cancel_status)
-    clean.aggregate_by_customer(
-        con, classified, by_customer, folded=rules.drop_duplicates, mixed_orders=mixed
+    clean.aggregate_by_customer(  # its own per-order table: the run's stays as it is
+        con,
+        classified,
+        by_customer,
+        folded=rules.drop_duplicates,
+        mixed_orders=mixed,
+        orders=f"{store.orders}_{tag}",
     )
     clean.relabel_missing_customers(con, rules, NA_TOKENS, table=by_customer)
     try:

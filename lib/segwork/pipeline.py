@@ -179,15 +179,18 @@ def data_warnings(
     return tuple(out)
 
 
-def main_country(con: duckdb.DuckDBPyConnection, kept: str) -> tuple[str | None, float]:
-    """The country with the most kept revenue and its share of it (None when no country)."""
+def main_country(con: duckdb.DuckDBPyConnection, kept_orders: str) -> tuple[str | None, float]:
+    """The country with the most kept revenue and its share of it (None when no country).
+
+    Read off the per-order table (an order's country is its lines' country), never the source.
+    """
     row = con.execute(
         f"""
-        SELECT country, sum(amount) / nullif((SELECT sum(amount) FROM {kept}), 0) AS share
-        FROM {kept} WHERE country IS NOT NULL GROUP BY 1 ORDER BY 2 DESC NULLS LAST LIMIT 1
+        SELECT country, sum(revenue) / nullif((SELECT sum(revenue) FROM {kept_orders}), 0)
+        FROM {kept_orders} WHERE country IS NOT NULL GROUP BY 1 ORDER BY 2 DESC NULLS LAST LIMIT 1
         """
-    ).fetchone()
-    return (str(row[0]), float(row[1] or 0.0)) if row else (None, 0.0)
+    ).fetchall()
+    return (str(row[0][0]), float(row[0][1] or 0.0)) if row else (None, 0.0)
 
 
 def prepare(
@@ -251,7 +254,7 @@ def prepare(
         table = table.join(seg.scores_)
         table["rfm_segment_id"] = seg.labels_
     last = rfm.latest_purchase(con) or used
-    country, share = main_country(con, store.kept)
+    country, share = main_country(con, store.kept_orders)
     return Prepared(
         source=source,
         ledger=ledger,
@@ -419,7 +422,7 @@ def predict_future(
     h = cfg.predict.horizon_days
     with prep.timings.stage("predict"):
         say(f"predicting purchases in the next {h} days (back-tested one window earlier)")
-        orders = predict.order_table(prep.con, prep.store.kept)
+        orders = predict.order_table(prep.con, prep.store.kept_orders)
         res = predict.run_prediction(
             prep.con, orders, prep.as_of, cfg.predict, seed=params.seed, progress=say
         )

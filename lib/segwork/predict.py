@@ -10,6 +10,7 @@ on the same customers, so every figure a reader sees comes from data the model n
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -66,23 +67,30 @@ TOP_N = 1_000
 #: OpenMP threads of the boosters. One: they train on at most ``max_train`` customers, and
 #: on a shared 2-core machine a thread team cost 4x the time it saved (bench/predict.py).
 BOOSTER_THREADS = 1
+#: Above this many customers, scoring (not training) runs on every core: each row is
+#: independent, and at 1M customers one thread spends most of the stage walking trees.
+PARALLEL_PREDICT_ROWS = 200_000
 
 
 # --------------------------------------------------------------------------- time split
 
 
-def order_table(con: duckdb.DuckDBPyConnection, kept: str, table: str = "predict_orders") -> str:
+def order_table(
+    con: duckdb.DuckDBPyConnection, kept_orders: str, table: str = "predict_orders"
+) -> str:
     """One row per kept order (customer, day, revenue, purchase flag, gap), built once per run.
 
-    ``gap`` is the days since the customer's previous purchase order (NULL for the first, and
-    for refunds): it reads only earlier orders, so it is the same at every cut date.
+    Read off the ledger's per-order table (``store.kept_orders``), so
+    the source is not scanned again. ``gap`` is the days since the customer's previous purchase
+    order (NULL for the first, and for refunds): it reads only earlier orders, so it is the
+    same at every cut date.
     """
     per_order = f"""
         SELECT customer_id::VARCHAR AS customer_id,
-               min(invoice_date)::DATE AS day,
-               sum(amount) AS revenue,
+               min(first_ts)::DATE AS day,
+               sum(revenue) AS revenue,
                NOT bool_and(is_cancel) AS purchase
-        FROM {kept}
+        FROM {kept_orders}
         WHERE customer_id IS NOT NULL
         GROUP BY customer_id, invoice_id
     """
@@ -272,10 +280,13 @@ class PurchaseModel(BaseEstimator):
         """(p_purchase, expected_orders, expected_revenue) per row."""
         check_is_fitted(self)
         xm, _ = _xy(X)
-        p = self.predict_proba(xm)[:, 1]
-        per_buyer = 1.0 + np.maximum(self.count_model_.predict(xm), 0.0)
-        orders = p * per_buyer
-        return np.column_stack([p, orders, orders * self.spend_model_.predict(xm)])
+        threads = (os.cpu_count() or 1) if len(xm) > PARALLEL_PREDICT_ROWS else BOOSTER_THREADS
+        with threadpool_limits(limits=threads, user_api="openmp"):
+            p = self.predict_proba(xm)[:, 1]
+            per_buyer = 1.0 + np.maximum(self.count_model_.predict(xm), 0.0)
+            orders = p * per_buyer
+            spend = self.spend_model_.predict(xm)
+        return np.column_stack([p, orders, orders * spend])
 
 
 class RecencyBaseline(BaseEstimator):

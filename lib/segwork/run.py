@@ -19,7 +19,12 @@ from segwork.artifacts import (
 )
 from segwork.config import RunParams, check_params
 from segwork.errors import SegworkInputError
-from segwork.outputs import segments_frame, write_segment_lists, write_segments
+from segwork.outputs import (
+    SEGMENTS_XLSX_MAX,
+    segments_frame,
+    write_segment_lists,
+    write_segments,
+)
 from segwork.pipeline import Prepared, Progress, RunResult, compute, full_summary
 from segwork.publish import (
     atomic_dir,
@@ -176,7 +181,10 @@ class Publisher:
             pred = result.prediction.customers if result.prediction else None
             frame = segments_frame(prep.table, labels, extra, pred)
             if not write_segments(frame, tmp):
-                self.say("segments.xlsx skipped: more customers than an Excel sheet holds")
+                self.say(
+                    f"segments.xlsx skipped: {len(frame):,} customers is more than "
+                    f"{SEGMENTS_XLSX_MAX:,}; segments.csv and lists/ hold them all"
+                )
             write_segment_lists(frame, tmp)
             if self.params.engine == "spark":  # large tables also as partitioned Parquet
                 from segwork.spark import write_run_segments
@@ -189,6 +197,8 @@ class Publisher:
                     write_prediction_artifacts(tmp, result.prediction, pseudonym_key=self.key)
                 write_summary(tmp / ARTIFACTS / STAGE_SUMMARY, summary)
         results = []
+        # DuckDB's tables, memory and scratch files are not needed by the notebooks still to run
+        prep.store.close()
         if session is not None:
             with timings.stage("report"):
                 if not session.failed:

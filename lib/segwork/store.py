@@ -14,7 +14,7 @@ import tempfile
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -29,6 +29,7 @@ KEPT = "tx_kept"  # the lines that count, a view over the source (clean.py)
 ORDERS = "tx_orders"  # per reason, customer, order and month: the one materialised scan (clean.py)
 KEPT_ORDERS = "tx_kept_orders"  # the orders that count (clean.py)
 BY_CUSTOMER = "cust_reason"  # per customer and reason: rows, revenue, orders, dates (clean.py)
+CUST_ITEMS = "cust_items"  # kept revenue per customer and country / product (artifacts.py)
 EVENTS = "ev"  # the canonical, typed behaviour events (events.py)
 EV_CLASSIFIED = "ev_classified"  # every event with its one ledger reason (events.py)
 EV_VISITS = "ev_visits"  # kept events numbered into visits (events.py)
@@ -127,7 +128,10 @@ class Store:
     by_customer: str = BY_CUSTOMER
     orders: str = ORDERS
     kept_orders: str = KEPT_ORDERS
+    cust_items: str = CUST_ITEMS
     scratch: Path | None = None
+    #: names of the on-demand tables made so far (each is made once per run)
+    made: set[str] = field(default_factory=set, compare=False)
 
     @classmethod
     def open(cls, memory_limit: str | None = None, threads: int | None = None) -> Store:
