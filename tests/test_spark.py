@@ -20,6 +20,7 @@ from segwork.engine import check_engine, data_location  # noqa: E402
 from segwork.errors import SegworkInputError  # noqa: E402
 from segwork.pipeline import prepare  # noqa: E402
 from segwork.schema import Config  # noqa: E402
+from segwork.sparkread import open_store  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("spark")
 
@@ -162,14 +163,14 @@ def test_cli_engine_switch_writes_the_same_segments(spark, messy, tmp_path):
     assert main(["run", "--engine", "spark", "--data", str(tmp_path / "no.parquet")]) == 2
 
 
-def test_text_dates_are_refused_in_one_line(spark, tmp_path):
+def test_text_dates_in_parquet_read_as_on_duckdb(spark, tmp_path):
     df = messy_orders()
     df["InvoiceDate"] = df["InvoiceDate"].dt.strftime("%d/%m/%Y %H:%M")  # text, not timestamps
     p = tmp_path / "text_dates.parquet"
     df.to_parquet(p, index=False)
-    with pytest.raises(SegworkInputError, match="needs typed columns") as err:
-        sp.open_store(str(p), Config(), spark)
-    assert "\n" not in str(err.value)
+    duck, spk = prepare(p, Config()), prepare(p, Config(), engine="spark")
+    assert spk.source.date_format == duck.source.date_format == "%d/%m/%Y %H:%M"
+    assert_engines_agree(duck, spk)
 
 
 def test_transpiled_sql_keeps_duckdb_meaning():
@@ -184,6 +185,31 @@ def test_transpiled_sql_keeps_duckdb_meaning():
     )
     assert top.rstrip().endswith("ORDER BY g NULLS LAST, rank NULLS LAST")  # outside, not lost
     assert "CAST(86400.0 AS DOUBLE)" in sp.to_spark_sql("SELECT d / 86400.0 FROM t")
+    # DuckDB's hash is 64-bit, Spark's HASH 32-bit (a 10M-line fold would collide)
+    assert sp.to_spark_sql("SELECT hash(a, b) FROM t") == "SELECT XXHASH64(a, b) FROM t"
+    assert "RLIKE '^(?:[0-9]+)$'" in sp.to_spark_sql("SELECT regexp_full_match(v, '[0-9]+')")
+    assert "'$1'" in sp.to_spark_sql("SELECT regexp_replace(v, '^([0-9]+)\\.0+$', '\\1')")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "pattern"),
+    [
+        ("%d/%m/%Y %H:%M", "d/M/yyyy H:m"),
+        ("%Y%m%d%H%M%S", "yyyyMMddHHmmss"),  # no separators: fixed widths
+        ("%Y. %m. %d. %p %I:%M", "yyyy. M. d. a h:m"),
+    ],
+)
+def test_strptime_formats_become_spark_patterns(fmt, pattern):
+    assert sp.spark_pattern(fmt) == pattern
+
+
+def test_session_is_sized_from_the_local_master(monkeypatch):
+    assert sp.local_cores("local[2]") == 2 and sp.local_cores("local") == 1
+    conf = sp.local_conf("local[3]", None)
+    assert conf["spark.sql.shuffle.partitions"] == str(3 * sp.PARTITIONS_PER_CORE)
+    assert sp.local_conf("local[3]", 5)["spark.sql.shuffle.partitions"] == "5"
+    mb = int(conf["spark.driver.memory"].removesuffix("m"))
+    assert sp.DRIVER_MEMORY_FLOOR_MB <= mb <= sp.DRIVER_MEMORY_CAP_MB
 
 
 def test_engine_and_data_flags_are_checked(tmp_path):
@@ -192,10 +218,14 @@ def test_engine_and_data_flags_are_checked(tmp_path):
         check_engine("polars")
     assert data_location("spark", "s3a://bucket/tx/") == "s3a://bucket/tx/"
     assert data_location("duckdb", "x.parquet") == Path("x.parquet")
-    with pytest.raises(SegworkInputError, match="no .parquet files"):
+    with pytest.raises(SegworkInputError, match="no .parquet or CSV files"):
         sp.source_format(str(tmp_path))
-    with pytest.raises(SegworkInputError, match="reads Parquet"):
-        sp.source_format(str(tmp_path / "orders.csv"))
+    (tmp_path / "part-0.csv.gz").write_bytes(b"")
+    assert sp.source_format(str(tmp_path)) == "csv"
+    assert sp.source_format(str(tmp_path / "orders.CSV.GZ")) == "csv"
+    assert sp.source_format(str(tmp_path / "orders.xlsx")) == "excel"
+    with pytest.raises(SegworkInputError, match="unsupported file type"):
+        sp.source_format(str(tmp_path / "orders.json"))
     assert sp.source_format("hdfs://nn/tx/2026-10") == "parquet"
 
 
