@@ -95,9 +95,9 @@ def cluster_on_sample(
     fitted = {m: result.segmenters[m] for m in METHOD_COLUMNS if m not in errors}
     say(f"labelling {n:,} customers on the executors")
     labels = executor_labels(prep.store.con, prep.as_of, prep.segmenter, fitted)
-    labels = labels.reindex(prep.table.index)
     fit_cols = [c for c in result.labels.columns if c in labels.columns]
-    labels.loc[sample.index, fit_cols] = result.labels.loc[sample.index, fit_cols]
+    # the sample keeps the labels its fit gave (Ward's tree cut, HDBSCAN's own clusters)
+    labels = result.labels[fit_cols].combine_first(labels).reindex(prep.table.index)
     labels["rfm_segment"] = prep.table["rfm_segment_id"]
     result.labels = _complete(labels, list(result.labels.columns))
     return result

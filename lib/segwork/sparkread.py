@@ -55,6 +55,8 @@ JAVA_CHARSETS = {
     "iso8859-1": "ISO-8859-1",
     "utf-16": "UTF-16",
 }
+#: Charsets Spark 4 reads CSV in without ``spark.sql.legacy.javaCharsets``.
+SPARK_CHARSETS = frozenset({"UTF-8", "ISO-8859-1", "UTF-16"})
 _CSV_SUFFIXES = tuple(s for s, fmt in SUPPORTED_SUFFIXES if fmt == "csv")
 
 
@@ -115,16 +117,19 @@ def read_csv_text(
     from pyspark.sql.types import StringType, StructField, StructType
 
     schema = StructType([StructField(f"_c{i}", StringType()) for i in range(len(headers))])
+    charset = JAVA_CHARSETS.get(encoding, encoding)
+    if charset not in SPARK_CHARSETS:  # Spark 4 decodes others (CP949) only when allowed
+        spark.conf.set("spark.sql.legacy.javaCharsets", "true")
     reader = spark.read.options(
         sep=sep,
-        encoding=JAVA_CHARSETS.get(encoding, encoding),
+        encoding=charset,
         multiLine=True,  # whole files: quoted line breaks as pandas reads them
         quote='"',
         escape='"',
         header=len(files) > 1,
         mode="PERMISSIVE",
     )
-    uris = [f if is_remote(f) else Path(f).resolve().as_uri() for f in files]
+    uris = [f if is_remote(f) else f"file://{Path(f).resolve()}" for f in files]  # not %-escaped
     text = reader.schema(schema).csv(uris)
     line = F.monotonically_increasing_id()  # one file is one partition: the record's index
     if len(files) == 1:
