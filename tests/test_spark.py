@@ -355,7 +355,8 @@ def test_clustering_fits_on_the_driver_sample_and_labels_everyone(spark, messy):
     from segwork.clustering import ClusterConfig
     from segwork.sparkfit import cluster_on_sample, driver_sample
 
-    prep = messy[1]
+    # prepared again: Spark temp views are per session, and other tests replaced them
+    prep = prepare(messy[2], Config(), engine="spark")
     cfg = ClusterConfig(k=3, stability_repeats=2, seed=7)
     sample = driver_sample(prep.store.con, prep.as_of, 25, seed=7)
     assert len(sample) == 25 and set(sample.index) < set(prep.table.index)
