@@ -2,6 +2,11 @@
 
 Run: ``python bench/spark_scale.py [--sizes 10,50,200] [--cache DIR] [--repeats 1]``
 
+Memory: the generator caps DuckDB at 3 GB; the Spark JVM gets the engine's local heap
+(a quarter of the machine's memory, at most 8 GB) and spills beyond it to ``spark.local.dir``
+(/tmp). Disk: about 15 MB of Parquet per million rows and up to ~150 MB of Spark spill and
+stored lines per million rows; a size is refused up front when the free space is short.
+
 The files are made once with DuckDB into ``--cache`` (default ~/.cache/segwork/spark-bench,
 outside the repository) in the UCI layout: one customer per 50 rows, orders of 5 lines, 1% of
 lines cancellations, 0.5% postage lines, 0.2% exact duplicates, 2% without a customer. Each
@@ -23,6 +28,8 @@ import duckdb
 import psutil
 
 ROWS_PER_CUSTOMER = 50
+#: Disk a size needs per million rows: its Parquet file plus Spark's spill and stored lines.
+DISK_MB_PER_M_ROWS = 15 + 150
 
 
 def make_file(path: Path, rows: int) -> None:
@@ -35,6 +42,7 @@ def make_file(path: Path, rows: int) -> None:
     con = duckdb.connect()
     con.execute("SET memory_limit = '3GB'")
     con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")
     con.execute(
         f"""
         COPY (
@@ -85,7 +93,9 @@ def main() -> None:
     ap.add_argument("--cache", default=str(Path.home() / ".cache" / "segwork" / "spark-bench"))
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--shuffle-partitions", type=int, default=16)
+    ap.add_argument(
+        "--shuffle-partitions", type=int, default=None, help="default: 4 per local core"
+    )
     args = ap.parse_args()
     os.environ.setdefault("SEGWORK_SPARK_MASTER", args.master)
 
@@ -98,6 +108,9 @@ def main() -> None:
     cache.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(cache).free / 1e9
     print(f"cache {cache}: {free:.0f} GB free")
+    need = max(sizes) * DISK_MB_PER_M_ROWS / 1e3 + sum(sizes) * 15 / 1e3
+    if need > free:
+        raise SystemExit(f"sizes {args.sizes} need about {need:.0f} GB of disk; {free:.0f} GB free")
     files = {}
     for m in sizes:
         f = cache / f"tx-{m:g}M.parquet"
@@ -112,8 +125,9 @@ def main() -> None:
     )
     print(
         f"{'rows':>6} {'customers':>10} {'best s':>8} {'spread s':>9} {'s / M rows':>11} "
-        f"{'JVM cpu s':>10} {'cpu s / M rows':>15}"
+        f"{'JVM cpu s':>10} {'cpu s / M rows':>15} {'growth':>7}"
     )
+    first: float | None = None
     for m, f in files.items():
         times, cpus = [], []
         for _ in range(args.repeats):
@@ -125,9 +139,12 @@ def main() -> None:
             session.catalog.clearCache()
         rows = prep.ledger.rows_in
         best = min(times)
+        per_m = best / (rows / 1e6)
+        first = first or per_m  # growth: seconds per M rows against the smallest size
         print(
             f"{m:>5g}M {len(prep.table):>10,} {best:>8.1f} {max(times) - best:>9.1f} "
-            f"{best / (rows / 1e6):>11.2f} {min(cpus):>10.0f} {min(cpus) / (rows / 1e6):>15.2f}",
+            f"{per_m:>11.2f} {min(cpus):>10.0f} {min(cpus) / (rows / 1e6):>15.2f} "
+            f"{per_m / first:>6.2f}x",
             flush=True,
         )
     session.stop()

@@ -6,6 +6,7 @@ worker (group "spark") so the session is shared.
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,11 @@ pytest.importorskip("pyspark")
 pytest.importorskip("sqlglot")
 
 from segwork import spark as sp  # noqa: E402
+from segwork import sparkread  # noqa: E402
 from segwork.engine import check_engine, data_location  # noqa: E402
 from segwork.errors import SegworkInputError  # noqa: E402
 from segwork.pipeline import prepare  # noqa: E402
-from segwork.schema import Config  # noqa: E402
+from segwork.schema import ColumnMap, Config  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("spark")
 
@@ -162,14 +164,14 @@ def test_cli_engine_switch_writes_the_same_segments(spark, messy, tmp_path):
     assert main(["run", "--engine", "spark", "--data", str(tmp_path / "no.parquet")]) == 2
 
 
-def test_text_dates_are_refused_in_one_line(spark, tmp_path):
+def test_text_dates_in_parquet_read_as_on_duckdb(spark, tmp_path):
     df = messy_orders()
     df["InvoiceDate"] = df["InvoiceDate"].dt.strftime("%d/%m/%Y %H:%M")  # text, not timestamps
     p = tmp_path / "text_dates.parquet"
     df.to_parquet(p, index=False)
-    with pytest.raises(SegworkInputError, match="needs typed columns") as err:
-        sp.open_store(str(p), Config(), spark)
-    assert "\n" not in str(err.value)
+    duck, spk = prepare(p, Config()), prepare(p, Config(), engine="spark")
+    assert spk.source.date_format == duck.source.date_format == "%d/%m/%Y %H:%M"
+    assert_engines_agree(duck, spk)
 
 
 def test_transpiled_sql_keeps_duckdb_meaning():
@@ -184,6 +186,31 @@ def test_transpiled_sql_keeps_duckdb_meaning():
     )
     assert top.rstrip().endswith("ORDER BY g NULLS LAST, rank NULLS LAST")  # outside, not lost
     assert "CAST(86400.0 AS DOUBLE)" in sp.to_spark_sql("SELECT d / 86400.0 FROM t")
+    # DuckDB's hash is 64-bit, Spark's HASH 32-bit (a 10M-line fold would collide)
+    assert sp.to_spark_sql("SELECT hash(a, b) FROM t") == "SELECT XXHASH64(a, b) FROM t"
+    assert "RLIKE '^(?:[0-9]+)$'" in sp.to_spark_sql("SELECT regexp_full_match(v, '[0-9]+')")
+    assert "'$1'" in sp.to_spark_sql("SELECT regexp_replace(v, '^([0-9]+)\\.0+$', '\\1')")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "pattern"),
+    [
+        ("%d/%m/%Y %H:%M", "d/M/yyyy H:m"),
+        ("%Y%m%d%H%M%S", "yyyyMMddHHmmss"),  # no separators: fixed widths
+        ("%Y. %m. %d. %p %I:%M", "yyyy. M. d. a h:m"),
+    ],
+)
+def test_strptime_formats_become_spark_patterns(fmt, pattern):
+    assert sp.spark_pattern(fmt) == pattern
+
+
+def test_session_is_sized_from_the_local_master(monkeypatch):
+    assert sp.local_cores("local[2]") == 2 and sp.local_cores("local") == 1
+    conf = sp.local_conf("local[3]", None)
+    assert conf["spark.sql.shuffle.partitions"] == str(3 * sp.PARTITIONS_PER_CORE)
+    assert sp.local_conf("local[3]", 5)["spark.sql.shuffle.partitions"] == "5"
+    mb = int(conf["spark.driver.memory"].removesuffix("m"))
+    assert sp.DRIVER_MEMORY_FLOOR_MB <= mb <= sp.DRIVER_MEMORY_CAP_MB
 
 
 def test_engine_and_data_flags_are_checked(tmp_path):
@@ -192,10 +219,14 @@ def test_engine_and_data_flags_are_checked(tmp_path):
         check_engine("polars")
     assert data_location("spark", "s3a://bucket/tx/") == "s3a://bucket/tx/"
     assert data_location("duckdb", "x.parquet") == Path("x.parquet")
-    with pytest.raises(SegworkInputError, match="no .parquet files"):
+    with pytest.raises(SegworkInputError, match="no .parquet or CSV files"):
         sp.source_format(str(tmp_path))
-    with pytest.raises(SegworkInputError, match="reads Parquet"):
-        sp.source_format(str(tmp_path / "orders.csv"))
+    (tmp_path / "part-0.csv.gz").write_bytes(b"")
+    assert sp.source_format(str(tmp_path)) == "csv"
+    assert sp.source_format(str(tmp_path / "orders.CSV.GZ")) == "csv"
+    assert sp.source_format(str(tmp_path / "orders.xlsx")) == "excel"
+    with pytest.raises(SegworkInputError, match="unsupported file type"):
+        sp.source_format(str(tmp_path / "orders.json"))
     assert sp.source_format("hdfs://nn/tx/2026-10") == "parquet"
 
 
@@ -208,3 +239,151 @@ def test_uci_spark_engine_equals_duckdb_engine(spark, uci_parquet):
     assert len(spk.table) == 4324  # non-trivial: the real customer count after cleaning
     for reason in ("missing_customer", "cancellation", "cancelled_purchase", "duplicate"):
         assert spk.ledger.dropped_rows[reason] == duck.ledger.dropped_rows[reason] > 0
+
+
+# --------------------------------------------------------------------------- CSV and Excel
+
+KOREAN = {
+    "InvoiceNo": "주문번호",
+    "StockCode": "상품코드",
+    "Description": "상품명",
+    "Quantity": "수량",
+    "InvoiceDate": "주문일시",
+    "UnitPrice": "단가",
+    "CustomerID": "고객번호",
+    "Country": "국가",
+}
+KOREAN_MAP = ColumnMap(
+    invoice_id="주문번호",
+    product_id="상품코드",
+    product_name="상품명",
+    quantity="수량",
+    invoice_date="주문일시",
+    unit_price="단가",
+    customer_id="고객번호",
+    country="국가",
+)
+
+
+def korean_csv(path: Path, df: pd.DataFrame, date_format: str = "%d/%m/%Y %H:%M") -> Path:
+    """The orders as a gzipped CP949 CSV with Korean headers, a title line above the header,
+    won prices written with the currency ('1,234.50원') and text dates."""
+    out = df.rename(columns=KOREAN).copy()
+    out["주문일시"] = pd.to_datetime(out["주문일시"]).dt.strftime(date_format)
+    out["단가"] = [f"{v:,.2f}원" for v in out["단가"]]
+    text = "주문 내역 (2024)\n" + out.to_csv(index=False)
+    path.write_bytes(gzip.compress(text.encode("cp949")))
+    return path
+
+
+def test_gzipped_korean_csv_gives_the_same_ledger_and_rfm(spark, tmp_path):
+    p = korean_csv(tmp_path / "주문.csv.gz", messy_orders())
+    cfg = Config(columns=KOREAN_MAP)
+    duck, spk = prepare(p, cfg), prepare(p, cfg, engine="spark")
+    assert (spk.source.encoding, spk.source.header_row) == (duck.source.encoding, 2) == ("cp949", 2)
+    assert spk.source.date_format == duck.source.date_format == "%d/%m/%Y %H:%M"
+    assert spk.source.format == "csv" and spk.source.mapping == duck.source.mapping
+    assert_engines_agree(duck, spk)
+
+
+def test_a_bad_date_after_the_sample_is_refused_as_on_duckdb(spark, tmp_path, monkeypatch):
+    df = messy_orders()
+    p = tmp_path / "orders.csv"
+    df["InvoiceDate"] = df["InvoiceDate"].dt.strftime("%d/%m/%Y %H:%M")
+    df.loc[len(df) - 3, "InvoiceDate"] = "31/31/2024 10:00"  # far past the 5-line sample
+    df.to_csv(p, index=False)
+    monkeypatch.setattr(sparkread, "SAMPLE_ROWS", 5)  # the sample's lines all parse
+    with pytest.raises(SegworkInputError) as want:
+        prepare(p, Config())
+    with pytest.raises(SegworkInputError) as got:
+        prepare(p, Config(), engine="spark")
+    assert str(got.value) == str(want.value)  # same count, same row number, same advice
+    assert "31/31/2024" in str(got.value) and "\n" not in str(got.value)
+
+
+def test_dates_that_read_two_ways_are_refused_as_on_duckdb(spark, tmp_path, monkeypatch):
+    df = messy_orders()
+    day = df["InvoiceDate"].dt.day.clip(upper=12).astype(str).str.zfill(2)
+    df["InvoiceDate"] = day + df["InvoiceDate"].dt.strftime("/%m/%Y %H:%M")  # every day <= 12
+    p = tmp_path / "ambiguous.csv"
+    df.to_csv(p, index=False)
+    with pytest.raises(SegworkInputError, match="read two ways") as want:
+        prepare(p, Config())
+    with pytest.raises(SegworkInputError, match="read two ways") as got:
+        prepare(p, Config(), engine="spark")
+    assert str(got.value) == str(want.value) and "\n" not in str(got.value)
+
+
+def test_a_folder_of_csv_files_reads_as_one_source(spark, messy, tmp_path):
+    df = pd.read_parquet(messy[2])
+    half = len(df) // 2
+    (tmp_path / "parts").mkdir()
+    df.iloc[:half].to_csv(tmp_path / "parts" / "a.csv", index=False)
+    with gzip.open(tmp_path / "parts" / "b.csv.gz", "wt") as fh:
+        df.iloc[half:].to_csv(fh, index=False)
+    spk = prepare(tmp_path / "parts", Config(), engine="spark")
+    assert spk.ledger.as_dict() == messy[0].ledger.as_dict()
+    pd.testing.assert_frame_equal(
+        messy[0].table.sort_index()[list(PARITY)], spk.table.sort_index()[list(PARITY)]
+    )
+
+
+def test_excel_is_read_on_the_driver_and_handed_to_spark(spark, tmp_path):
+    pytest.importorskip("openpyxl")
+    p = tmp_path / "orders.xlsx"
+    messy_orders().to_excel(p, index=False)
+    duck, spk = prepare(p, Config()), prepare(p, Config(), engine="spark")
+    assert spk.source.format == "excel"
+    assert_engines_agree(duck, spk)
+
+
+@pytest.mark.uci
+@pytest.mark.slow
+def test_uci_gzipped_csv_on_spark_equals_duckdb(spark, uci_dir):
+    csv = uci_dir / "online_retail.csv.gz"
+    duck = prepare(csv, Config())
+    spk = prepare(csv, Config(), engine="spark")
+    assert spk.source.format == "csv" and spk.source.date_format == "ISO 8601"
+    assert_engines_agree(duck, spk)
+    assert len(spk.table) == 4324
+
+
+# --------------------------------------------------------------------------- clustering
+
+
+def test_clustering_fits_on_the_driver_sample_and_labels_everyone(spark, messy):
+    from segwork.clustering import ClusterConfig
+    from segwork.sparkfit import cluster_on_sample, driver_sample
+
+    # prepared again: Spark temp views are per session, and other tests replaced them
+    prep = prepare(messy[2], Config(), engine="spark")
+    cfg = ClusterConfig(k=3, stability_repeats=2, seed=7)
+    sample = driver_sample(prep.store.con, prep.as_of, 25, seed=7)
+    assert len(sample) == 25 and set(sample.index) < set(prep.table.index)
+    again = driver_sample(prep.store.con, prep.as_of, 25, seed=7)
+    pd.testing.assert_frame_equal(sample, again)  # seeded: the same customers every time
+    assert set(driver_sample(prep.store.con, prep.as_of, 25, seed=8).index) != set(sample.index)
+    res = cluster_on_sample(prep, cfg, size=25)
+    km = res.segmenters["kmeans"]
+    assert list(km.builder_.transform(sample).shape) == [25, 3]
+    assert len(km.labels_) == 25  # the driver fitted on the sample only
+    assert res.summary["n_customers"] == 25 and res.summary["fit_sample"]["n_customers"] == 40
+    block = res.summary["methods"]["kmeans"]
+    assert block["sampled"] and "driver_sample" in [n["code"] for n in block["notes"]]
+    # every customer labelled: the sample keeps its fitted labels, the rest come from the
+    # executors with the same fitted model
+    assert list(res.labels.index) == list(prep.table.index)
+    assert res.labels["kmeans_cluster"].notna().all()
+    assert res.labels.loc[sample.index, "kmeans_cluster"].tolist() == km.labels_.tolist()
+    rest = prep.table.index.difference(sample.index)
+    assert (
+        res.labels.loc[rest, "kmeans_cluster"].tolist() == km.predict(prep.table.loc[rest]).tolist()
+    )
+    gmm = res.segmenters["gmm"]
+    assert np.allclose(
+        res.labels.loc[rest, "gmm_probability"], gmm.predict_proba(prep.table.loc[rest]).max(axis=1)
+    )
+    assert res.labels["rfm_segment"].tolist() == prep.table["rfm_segment_id"].tolist()
+    # a table no larger than the sample is clustered whole, as on DuckDB
+    whole = cluster_on_sample(prep, cfg, size=40)
+    assert whole.summary["n_customers"] == 40 and "fit_sample" not in whole.summary

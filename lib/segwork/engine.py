@@ -43,7 +43,7 @@ def open_store(
 ) -> tuple[Store, SourceInfo]:
     """A store on the chosen engine with the canonical ``tx`` view opened over ``path``."""
     if check_engine(engine) == "spark":
-        from segwork.spark import open_store as open_spark
+        from segwork.sparkread import open_store as open_spark
 
         return open_spark(str(path), cfg)
     store = Store(con) if con is not None else Store.open()

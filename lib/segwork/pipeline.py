@@ -360,6 +360,10 @@ def cluster(
     """K-Means, Ward, HDBSCAN and the Gaussian mixture on the RFM table, RFM in the same loop."""
     ref = {"rfm": clone(prep.segmenter)}
     with prep.timings.stage("clustering"):
+        if params.engine == "spark":  # fitted on a sample on the driver, labelled on executors
+            from segwork.sparkfit import cluster_on_sample
+
+            return cluster_on_sample(prep, cluster_config(params, options), truth, say)
         return run_clustering(
             prep.table, cluster_config(params, options), reference=ref, truth=truth, progress=say
         )

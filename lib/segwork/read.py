@@ -202,7 +202,7 @@ def open_source(
         con.execute(f"DROP TABLE IF EXISTS temp.main.{_ident(table)}")
     else:
         if fmt == "csv":
-            df, encoding, header_row = _read_csv(p, cfg.read, cfg.columns)
+            df, encoding, header_row, _ = _read_csv(p, cfg.read, cfg.columns)
         else:
             book = _read_excel(p, cfg.read, cfg.columns)
             df, header_row = book.frame, book.header_row
@@ -325,8 +325,9 @@ def _parquet_relation(
 
 def _read_csv(
     path: Path, opts: ReadOptions, columns: ColumnMap | None
-) -> tuple[pd.DataFrame, str, int]:
-    """Decode, sniff and parse a (possibly gzipped) CSV into strings; also the header's line."""
+) -> tuple[pd.DataFrame, str, int, str]:
+    """Decode, sniff and parse a (possibly gzipped) CSV into strings; also the encoding, the
+    header's 1-based line and the delimiter."""
     data = _raw_bytes(path)
     text, encoding = _decode(path, data, opts.encoding)
     if not text.strip():
@@ -360,7 +361,20 @@ def _read_csv(
         raise SegworkInputError(
             f"{path}: file has a header ({_show_headers(list(df.columns))}) but no data rows"
         )
-    return df, encoding, skip + 1
+    return df, encoding, skip + 1, sep
+
+
+def resolve_csv(path: Path, cfg: Config) -> tuple[SourceInfo, str]:
+    """What :func:`open_source` finds in a CSV before reading its values (encoding, header row,
+    headers, layout, mapping) and its delimiter: how another engine reads the file the same way."""
+    fmt = _check_file(path)
+    if fmt != "csv":
+        raise SegworkInputError(f"{path}: not a CSV file")
+    df, encoding, header_row, sep = _read_csv(path, cfg.read, cfg.columns)
+    headers = tuple(df.columns)
+    layout, mapping = _resolve_mapping(path, headers, cfg.columns)
+    info = SourceInfo(path, fmt, layout, encoding, headers, mapping, None, header_row=header_row)
+    return info, sep
 
 
 def _lf_newlines(text: str) -> str:
@@ -1255,6 +1269,25 @@ def _examples(bad: list[tuple[int, str]]) -> str:
 
 
 # --------------------------------------------------------------------------- the view
+
+
+def create_text_view(
+    path: Path,
+    con: duckdb.DuckDBPyConnection,
+    relation: str,
+    row_id: str,
+    mapping: dict[str, str],
+    opts: ReadOptions,
+    view: str = TX,
+) -> tuple[str | None, tuple[Notice, ...]]:
+    """The canonical view over ``relation``, whose mapped columns are text (a CSV another engine
+    read): checked and parsed as :func:`open_source` does a CSV; returns the date format found
+    and its warnings. ``con`` is anything with DuckDB's ``execute`` (the Spark engine's too)."""
+    types = {h: "VARCHAR" for h in mapping.values()}
+    rel = _Relation(sql=relation, row_id=row_id, types=types)
+    exprs, dates = _column_exprs(path, con, rel, mapping, opts)
+    _create_view(con, view, rel, exprs, table=f"__segwork_src_{view}")
+    return dates.label, dates.warnings
 
 
 def _create_view(

@@ -1081,6 +1081,13 @@ class HDBSCANSegmenter(_RFMSegmenter):
         """Place new customers exactly as out-of-sample customers were placed in fit."""
         return self._assign(x)[0]
 
+    def membership(self, rfm: pd.DataFrame) -> np.ndarray:
+        """Membership strength of (new) customers, as ``probabilities_`` holds it (0 for noise)."""
+        check_is_fitted(self)
+        if self.status_ == "degenerate":
+            return np.zeros(len(rfm), dtype=np.float64)
+        return self._assign(self.builder_.transform(rfm))[1]
+
     def __getstate__(self) -> dict[str, Any]:
         """Drop the KD-tree cache from pickles; it is rebuilt on demand."""
         state = self.__dict__.copy()
@@ -1282,6 +1289,10 @@ class GaussianMixtureSegmenter(_RFMSegmenter):
         if self.model_ is None:
             return np.ones((len(x), 1))
         return self._posterior(x)
+
+    def membership(self, rfm: pd.DataFrame) -> np.ndarray:
+        """Each customer's probability of its most probable cluster, as ``probabilities_``."""
+        return self.predict_proba(rfm).max(axis=1)
 
     def _predict_matrix(self, x: np.ndarray) -> np.ndarray:
         """The most probable cluster."""

@@ -18,6 +18,7 @@ Scoring and cluster assignment of every customer run on the executors
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import re
 import shutil
@@ -34,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from segwork.errors import SegworkInputError
-from segwork.read import SourceInfo, open_source
-from segwork.store import TX, Store
+from segwork.read import SUPPORTED_SUFFIXES, SourceInfo, open_source
+from segwork.store import CLASSIFIED, TX
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -48,7 +49,18 @@ DEFAULT_MASTER = "local[*]"
 SAMPLE_ROWS = 20_000
 #: Seconds to wait for the JVM and the Spark session to start.
 START_TIMEOUT = 180.0
+#: Shuffle partitions per core on a local master (adaptive execution merges small ones);
+#: Spark's default of 200 is sized for clusters and costs ~1 s of task overhead per shuffle here.
+PARTITIONS_PER_CORE = 4
+#: The local JVM's heap: this share of physical memory, capped, so Spark, DuckDB, pandas and the
+#: notebook kernels fit together (Spark spills beyond it); Spark's 1 GB default spills at 10M rows.
+DRIVER_MEMORY_SHARE = 0.25
+DRIVER_MEMORY_CAP_MB = 8192
+DRIVER_MEMORY_FLOOR_MB = 1024
 RAW = "__segwork_raw"
+#: Views stored (lazily, on their first read) instead of recomputed on every read: the folded,
+#: classified lines, which the per-order table, the top country and the artefacts all read.
+STORED_VIEWS = frozenset({CLASSIFIED})
 ROW_NUMBER = "file_row_number"  # 0-based line number within its file, as DuckDB names it
 FILE_BITS = 40  # row ids of a folder: file ordinal << 40 | line number within the file
 _SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*:(//[^/]*)?"  # hdfs://namenode:8020, s3a://bucket, file:
@@ -72,6 +84,30 @@ def _require_spark() -> None:
         )
 
 
+def local_cores(url: str) -> int:
+    """Cores of a ``local``, ``local[N]`` or ``local[*]`` master (this machine's for ``*``)."""
+    found = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\s*\d+)?\])?", url.strip())
+    if found is None or found.group(1) in (None, "*"):
+        return 1 if found is not None and found.group(1) is None else os.cpu_count() or 1
+    return max(1, int(found.group(1)))
+
+
+def driver_memory() -> str:
+    """The local JVM's heap, e.g. ``6g``: a share of physical memory, capped and floored."""
+    try:
+        total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        total_mb = 4096.0
+    share = total_mb * DRIVER_MEMORY_SHARE
+    return f"{int(max(DRIVER_MEMORY_FLOOR_MB, min(DRIVER_MEMORY_CAP_MB, share)))}m"
+
+
+def local_conf(url: str, shuffle_partitions: int | None) -> dict[str, str]:
+    """Settings a local master needs and a cluster's launcher decides: heap and partitions."""
+    parts = shuffle_partitions or PARTITIONS_PER_CORE * local_cores(url)
+    return {"spark.driver.memory": driver_memory(), "spark.sql.shuffle.partitions": str(parts)}
+
+
 def session(
     master: str | None = None,
     shuffle_partitions: int | None = None,
@@ -81,7 +117,10 @@ def session(
     """The Spark session: ``master`` or $SEGWORK_SPARK_MASTER or local[*]; UTC, Arrow, lenient SQL.
 
     ANSI mode is off so that casts and arithmetic behave as in DuckDB (NULL, not an error, on
-    division by zero); the time zone is UTC so timestamps never shift between engines.
+    division by zero); the time zone is UTC so timestamps never shift between engines. A local
+    master gets a heap sized from the machine and ``PARTITIONS_PER_CORE`` shuffle partitions
+    per core unless ``shuffle_partitions`` is given; under spark-submit or on a cluster master
+    the launcher's settings hold.
     """
     _require_spark()
     from pyspark.sql import SparkSession
@@ -101,9 +140,13 @@ def session(
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.showConsoleProgress", "false")
     )
-    if shuffle_partitions:
-        builder = builder.config("spark.sql.shuffle.partitions", str(int(shuffle_partitions)))
-    for key, value in (conf or {}).items():
+    if url.startswith("local") and not submitted:
+        settings = local_conf(url, shuffle_partitions)
+    elif shuffle_partitions:
+        settings = {"spark.sql.shuffle.partitions": str(int(shuffle_partitions))}
+    else:
+        settings = {}
+    for key, value in {**settings, **(conf or {})}.items():
         builder = builder.config(key, value)
     box: dict[str, Any] = {}
 
@@ -134,7 +177,8 @@ def to_spark_sql(sql: str) -> str:
     import sqlglot
     from sqlglot import exp
 
-    tree = _double_literals(_inline_framed_windows(sqlglot.parse_one(sql, read="duckdb")))
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    tree = _spark_functions(_double_literals(_inline_framed_windows(tree)))
     order = tree.args.get("order") if isinstance(tree, exp.Select) else None
     if order is not None and tree.args.get("qualify") is not None:
         # SQLGlot moves QUALIFY into a subquery and the ORDER BY with it: order the outside
@@ -153,6 +197,95 @@ def _double_literals(tree: Any) -> Any:
         text = str(lit.this)
         if lit.is_number and ("." in text or "e" in text.lower()):
             lit.replace(exp.cast(lit.copy(), "double"))
+    return tree
+
+
+#: DuckDB strptime directives the reader uses, as Spark datetime patterns (one letter parses
+#: one or two digits, as DuckDB's %d does; %y is 2000-based in Spark, see _TWO_DIGIT_YEAR).
+_STRPTIME = {
+    "%Y": "yyyy",
+    "%m": "M",
+    "%d": "d",
+    "%H": "H",
+    "%M": "m",
+    "%S": "s",
+    "%y": "yy",
+    "%I": "h",
+    "%p": "a",
+    "%b": "MMM",
+    "%B": "MMMM",
+    "%f": "SSSSSS",
+    "%%": "%",
+}
+#: DuckDB reads %y 69-99 as 19xx and 00-68 as 20xx; Spark reads all as 20xx.
+_TWO_DIGIT_YEAR = 2069
+
+
+def spark_pattern(fmt: str) -> str:
+    """A DuckDB strptime format as a Spark datetime pattern (literal text quoted).
+
+    Numbers between separators take one letter (one or two digits, as DuckDB reads them);
+    in a format with two directives side by side (``%Y%m%d``) every field is fixed width.
+    """
+    parts = [p for p in re.split(r"(%.)", fmt) if p]
+    fixed = any(a.startswith("%") and b.startswith("%") for a, b in itertools.pairwise(parts))
+    out = []
+    for part in parts:
+        if len(part) == 2 and part.startswith("%"):
+            if part not in _STRPTIME:
+                raise SegworkInputError(f"date format {fmt!r}: {part} is not supported on Spark")
+            letters = _STRPTIME[part]
+            out.append(letters * 2 if fixed and len(letters) == 1 and letters != "a" else letters)
+        else:
+            out.append(
+                "'" + part.replace("'", "''") + "'" if re.search(r"[A-Za-z']", part) else part
+            )
+    return "".join(out)
+
+
+def _strptime_sql(value: Any, fmt: str) -> Any:
+    """TRY_TO_TIMESTAMP over the trimmed text (DuckDB's strptime ignores surrounding spaces)."""
+    from sqlglot import exp
+
+    parsed = exp.func(
+        "TRY_TO_TIMESTAMP", exp.func("TRIM", value.copy()), exp.Literal.string(spark_pattern(fmt))
+    )
+    if "%y" not in fmt:
+        return parsed
+    late = exp.GTE(
+        this=exp.func("YEAR", parsed.copy()), expression=exp.Literal.number(_TWO_DIGIT_YEAR)
+    )
+    century = exp.Interval(this=exp.Literal.string("100"), unit=exp.var("YEAR"))
+    return exp.If(this=late, true=exp.Sub(this=parsed.copy(), expression=century), false=parsed)
+
+
+def _spark_functions(tree: Any) -> Any:
+    """DuckDB functions whose Spark spelling or meaning differs, rewritten.
+
+    ``hash`` is 64-bit in DuckDB and 32-bit in Spark (a 10M-line fold would collide and fold
+    again on every column): XXHASH64. ``regexp_full_match`` -> RLIKE anchored; ``\\1`` in a
+    replacement -> ``$1``; ``TRY_STRPTIME(v, fmt | [fmts])`` -> TRY_TO_TIMESTAMP per format.
+    """
+    from sqlglot import exp
+
+    for node in list(tree.find_all(exp.Anonymous, exp.RegexpFullMatch, exp.RegexpReplace)):
+        if isinstance(node, exp.RegexpFullMatch):
+            pat = node.expression
+            if isinstance(pat, exp.Literal) and pat.is_string:
+                anchored = exp.Literal.string(f"^(?:{pat.this})$")
+                node.replace(exp.RegexpLike(this=node.this.copy(), expression=anchored))
+        elif isinstance(node, exp.RegexpReplace):
+            rep = node.args.get("replacement")
+            if isinstance(rep, exp.Literal) and rep.is_string:
+                text = rep.this.replace("$", "\\$")
+                node.set("replacement", exp.Literal.string(re.sub(r"\\(\d)", r"$\1", text)))
+        elif node.name.upper() == "HASH":
+            node.replace(exp.func("XXHASH64", *[e.copy() for e in node.expressions]))
+        elif node.name.upper() == "TRY_STRPTIME":
+            value, fmts = node.expressions
+            items = fmts.expressions if isinstance(fmts, exp.Array) else [fmts]
+            parsed = [_strptime_sql(value, f.this) for f in items]
+            node.replace(parsed[0] if len(parsed) == 1 else exp.func("COALESCE", *parsed))
     return tree
 
 
@@ -175,6 +308,25 @@ def _inline_framed_windows(tree: Any) -> Any:
             win.set("partition_by", [e.copy() for e in spec.args.get("partition_by") or []])
             if spec.args.get("order") is not None:
                 win.set("order", spec.args["order"].copy())
+    return tree
+
+
+def _bind(tree: Any, params: list[object]) -> Any:
+    """``?`` placeholders replaced, in order, by literals of ``params`` (str, int, float, None)."""
+    from sqlglot import exp
+
+    holes = list(tree.find_all(exp.Placeholder))
+    if len(holes) != len(params):
+        raise ValueError(f"{len(holes)} placeholders, {len(params)} parameters")
+    for hole, value in zip(holes, params, strict=True):
+        if value is None:
+            hole.replace(exp.null())
+        elif isinstance(value, bool | int | float):
+            hole.replace(exp.Literal.number(value))
+        elif isinstance(value, str):
+            hole.replace(exp.Literal.string(value))
+        else:
+            raise NotImplementedError(f"SparkCon cannot bind {type(value).__name__}")
     return tree
 
 
@@ -204,6 +356,7 @@ class SparkCon:
     def __init__(self, spark: SparkSession) -> None:
         self.spark = spark
         self._persisted: list[DataFrame] = []
+        self._stored: dict[str, DataFrame] = {}
 
     # the DuckDB connection API the stages use
     def execute(self, sql: str, params: list[object] | None = None) -> SparkResult:
@@ -211,9 +364,8 @@ class SparkCon:
         import sqlglot
         from sqlglot import exp
 
-        if params:
-            raise NotImplementedError("SparkCon does not bind parameters")
-        tree = sqlglot.parse_one(sql, read="duckdb")
+        tree = _bind(sqlglot.parse_one(sql, read="duckdb"), params or [])
+        sql = tree.sql(dialect="duckdb")
         if isinstance(tree, exp.Create):
             return self._create(tree)
         if isinstance(tree, exp.Drop):
@@ -254,9 +406,24 @@ class SparkCon:
         frame = self.spark.sql(to_spark_sql(tree.expression.sql(dialect="duckdb")))
         if tree.kind == "TABLE":
             self._materialise(name, frame)
+        elif name in STORED_VIEWS:
+            frame = frame.localCheckpoint(eager=False)  # stored by the first query that reads it
+            frame.createOrReplaceTempView(name)
+            self._persisted.append(frame)
         else:
             frame.createOrReplaceTempView(name)
         return SparkResult(None)
+
+    def store_frame(self, name: str, frame: DataFrame) -> None:
+        """Compute ``frame`` now and keep it as the temp view ``name`` (a TEMP TABLE's storage)."""
+        self._materialise(name, frame)
+
+    def release(self, name: str) -> None:
+        """Drop the view ``name`` and the rows stored for it."""
+        self._drop(name)
+        frame = self._stored.pop(name, None)
+        if frame is not None:
+            frame.unpersist()
 
     def _materialise(self, name: str, frame: DataFrame) -> None:
         """Store ``frame`` under ``name`` as a table would be: computed once, then read.
@@ -268,6 +435,7 @@ class SparkCon:
         frame = frame.localCheckpoint(eager=True)
         frame.createOrReplaceTempView(name)
         self._persisted.append(frame)
+        self._stored[name] = frame
 
     def _drop(self, name: str) -> None:
         self.spark.catalog.dropTempView(name)
@@ -289,6 +457,7 @@ class SparkCon:
         for frame in reversed(self._persisted):
             frame.unpersist()
         self._persisted.clear()
+        self._stored.clear()
 
 
 # --------------------------------------------------------------------------- reading
@@ -300,21 +469,25 @@ def is_remote(path: str) -> bool:
 
 
 def source_format(path: str) -> str:
-    """``parquet`` for a .parquet file, a folder holding them or a URL; anything else refused.
-
-    CSV and Excel hold text that only the DuckDB reader parses (encodings, header rows, money
-    and date formats), so the Spark engine reads typed Parquet only.
-    """
+    """``parquet``, ``csv`` or ``excel`` from the name (a URL without one is Parquet); a folder is
+    Parquet when it holds .parquet files, else CSV when it holds CSV files (.csv, .csv.gz, ...)."""
     name = path.rstrip("/").lower()
-    if name.endswith(".parquet") or is_remote(path):
+    for suffix, fmt in SUPPORTED_SUFFIXES:
+        if name.endswith(suffix):
+            return fmt
+    if is_remote(path):
         return "parquet"
     if Path(path).is_dir():
-        if any(p.name.lower().endswith(".parquet") for p in Path(path).rglob("*") if p.is_file()):
+        files = [p.name.lower() for p in Path(path).rglob("*") if p.is_file()]
+        if any(f.endswith(".parquet") for f in files):
             return "parquet"
-        raise SegworkInputError(f"--data {path}: the folder holds no .parquet files")
+        if any(f.endswith(s) for f in files for s, fmt in SUPPORTED_SUFFIXES if fmt == "csv"):
+            return "csv"
+        raise SegworkInputError(f"--data {path}: the folder holds no .parquet or CSV files")
+    supported = ", ".join(s for s, _ in SUPPORTED_SUFFIXES)
     raise SegworkInputError(
-        f"--data {path}: the Spark engine reads Parquet (a file, a folder, hdfs://, s3a://); "
-        "run CSV and Excel files with the default engine or convert them to Parquet first"
+        f"--data {path}: unsupported file type; the Spark engine reads {supported} "
+        "and folders of Parquet or CSV files"
     )
 
 
@@ -329,6 +502,8 @@ def read_raw(spark: SparkSession, path: str) -> DataFrame:
     if not is_remote(path) and not Path(path).exists():
         raise SegworkInputError(f"--data {path}: no such file or folder")
     fmt = source_format(path)
+    if fmt != "parquet":
+        raise SegworkInputError(f"--data {path}: read_raw reads Parquet, not {fmt}")
     try:
         # every .parquet file under the folder, sub-folders included (as source_format looks)
         reader = spark.read.option("recursiveFileLookup", "true").option(
@@ -399,17 +574,6 @@ def open_spark_source(
     return dataclasses.replace(info, path=Path(path), format=fmt)
 
 
-def open_store(
-    path: str, cfg: Config, spark: SparkSession | None = None
-) -> tuple[Store, SourceInfo]:
-    """A store whose connection runs on Spark, with ``tx`` opened over ``path``."""
-    if not is_remote(str(path)) and not Path(path).exists():
-        raise SegworkInputError(f"--data {path}: no such file or folder")
-    con = SparkCon(spark or session())
-    info = open_spark_source(con, str(path), cfg)
-    return Store(con), info  # type: ignore[arg-type]
-
-
 # --------------------------------------------------------------------------- executors
 
 #: Above this many customers ``segwork run --engine spark`` also writes segments as Parquet
@@ -450,6 +614,8 @@ def label_batch(batch: pd.DataFrame, segmenter: Any, clusterers: dict[str, Any])
     out["rfm_segment_id"] = segmenter.map_.assign(out[["r_score", "f_score", "m_score"]])
     for name, seg in clusterers.items():
         out[f"{name}_cluster"] = np.asarray(seg.predict(batch), dtype=np.int64)
+        if hasattr(seg, "membership"):  # HDBSCAN's strength, the mixture's posterior
+            out[f"{name}_probability"] = np.asarray(seg.membership(batch), dtype=np.float64)
     out.index.name = "customer_id"
     return out.reset_index()
 
@@ -459,13 +625,17 @@ def assign_on_executors(frame: DataFrame, segmenter: Any, clusterers: dict[str, 
 
     The fitted RFM segmenter and clusterers are broadcast once; each partition arrives as
     pandas batches of the per-customer table. Returns customer_id, R, F, M, the three scores,
-    rfm_segment_id and one ``<name>_cluster`` column per clusterer.
+    rfm_segment_id and one ``<name>_cluster`` column per clusterer (and ``<name>_probability``
+    for those with a ``membership``: HDBSCAN, the Gaussian mixture).
     """
     import pickle
 
     spark = frame.sparkSession
     blob = spark.sparkContext.broadcast(pickle.dumps((segmenter, clusterers)))
-    clusters = "".join(f", {n}_cluster bigint" for n in clusterers)
+    clusters = "".join(
+        f", {n}_cluster bigint" + (f", {n}_probability double" if hasattr(c, "membership") else "")
+        for n, c in clusterers.items()
+    )
     schema = (
         "customer_id string, recency_days bigint, frequency bigint, monetary double, "
         f"r_score bigint, f_score bigint, m_score bigint, rfm_segment_id string{clusters}"

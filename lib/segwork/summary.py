@@ -448,6 +448,15 @@ class ClusteringConfig(Model):
     seed: int
 
 
+class FitSample(Model):
+    """Spark engine: the clusterings were fitted on the driver on this seeded sample of the
+    customers; every customer was then labelled on the executors."""
+
+    n_sample: int
+    n_customers: int
+    seed: int
+
+
 class Clustering(Model):
     """The clustering stage: each method, their agreement, references, errors and timing."""
 
@@ -463,6 +472,7 @@ class Clustering(Model):
     errors: dict[str, str]  # segmenter -> "ExceptionType: message" when its fit failed
     references: dict[str, dict[str, int]]  # reference segmenter -> customers per group id
     truth: Truth | None = None
+    fit_sample: FitSample | None = None  # None: fitted on every customer
 
 
 # --------------------------------------------------------------------------- migration
