@@ -88,7 +88,7 @@ def order_table(
     per_order = f"""
         SELECT customer_id::VARCHAR AS customer_id,
                min(first_ts)::DATE AS day,
-               sum(revenue) AS revenue,
+               round(sum(revenue), 6) AS revenue,  -- the same bits whatever the sum order
                NOT bool_and(is_cancel) AS purchase
         FROM {kept_orders}
         WHERE customer_id IS NOT NULL
@@ -132,14 +132,14 @@ def features(
             SELECT customer_id,
                    date_diff('day', max(day) FILTER (WHERE purchase), {c})::DOUBLE AS recency_days,
                    count(*) FILTER (WHERE purchase)::DOUBLE AS frequency,
-                   sum(revenue)::DOUBLE AS monetary,
+                   round(sum(revenue), 6)::DOUBLE AS monetary,
                    date_diff('day', min(day) FILTER (WHERE purchase), {c})::DOUBLE AS tenure_days,
                    avg(gap)::DOUBLE AS ipt_mean,
                    stddev_samp(gap)::DOUBLE AS ipt_std,
                    count(*) FILTER (WHERE purchase AND day >= {c} - {h})::DOUBLE AS orders_recent,
                    count(*) FILTER (WHERE purchase AND day >= {c} - {2 * h} AND day < {c} - {h})
                        ::DOUBLE AS orders_previous,
-                   coalesce(sum(revenue) FILTER (WHERE day >= {c} - {h}), 0)::DOUBLE
+                   coalesce(round(sum(revenue) FILTER (WHERE day >= {c} - {h}), 6), 0)::DOUBLE
                        AS revenue_recent
             FROM {orders} WHERE day < {c}
             GROUP BY customer_id
@@ -170,7 +170,7 @@ def labels(
         f"""
         SELECT customer_id,
                count(*) FILTER (WHERE purchase)::DOUBLE AS orders,
-               sum(revenue)::DOUBLE AS revenue
+               round(sum(revenue), 6)::DOUBLE AS revenue
         FROM {orders} WHERE day >= {lo} AND day < {hi}
         GROUP BY customer_id
         """
