@@ -536,3 +536,16 @@ def test_hdbscan_verdict_found_on_blobs_and_none_on_uniform_noise() -> None:
     assert none.structure_["dbcv"] is None or none.structure_["dbcv"] < 0.25
     grid = none.selection_.get("grid") or []
     assert {g["cluster_selection_method"] for g in grid} <= {"eom", "leaf"}
+
+
+def test_hdbscan_places_customers_block_by_block_with_the_same_result(monkeypatch) -> None:
+    from segwork import segmenters
+
+    rfm, _ = blobs(n=3000, seed=4)
+    seg = fast_hdbscan(max_fit_size=1000).fit(rfm)
+    whole = seg.predict(rfm), seg.membership(rfm)
+    monkeypatch.setattr(segmenters, "ASSIGN_BLOCK", 7)  # many blocks, the last a partial one
+    blocked = seg.predict(rfm), seg.membership(rfm)
+    np.testing.assert_array_equal(whole[0], blocked[0])
+    np.testing.assert_array_equal(whole[1], blocked[1])
+    assert len(set(whole[0])) > 1
