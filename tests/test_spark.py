@@ -387,3 +387,38 @@ def test_clustering_fits_on_the_driver_sample_and_labels_everyone(spark, messy):
     # a table no larger than the sample is clustered whole, as on DuckDB
     whole = cluster_on_sample(prep, cfg, size=40)
     assert whole.summary["n_customers"] == 40 and "fit_sample" not in whole.summary
+
+
+@pytest.mark.slow
+def test_a_report_run_on_spark_publishes_the_same_report_as_on_duckdb(tmp_path, spark):
+    """`segwork run --engine spark` with the notebooks: every page, and the same numbers."""
+    import json
+
+    from segwork.config import RunParams
+    from segwork.run import run
+
+    def one(engine: str) -> Path:
+        params = RunParams(
+            synth_customers=300,
+            data_cache=str(tmp_path / "data"),
+            out_dir=str(tmp_path / engine),
+            engine=engine,
+            lang="en",
+        )
+        return run(params)
+
+    on_spark, on_duckdb = one("spark"), one("duckdb")
+    pages = sorted(p.name for p in on_spark.glob("*.html"))
+    assert pages == sorted(p.name for p in on_duckdb.glob("*.html")) and len(pages) >= 6
+    a, b = (
+        json.loads((o / "summary.json").read_text(encoding="utf-8")) for o in (on_spark, on_duckdb)
+    )
+    for block in ("ledger", "as_of", "rfm", "segments", "customers", "currency"):
+        assert a[block] == b[block], block
+    seg_s, seg_d = (
+        pd.read_csv(o / "segments.csv", dtype={"customer_id": str}) for o in (on_spark, on_duckdb)
+    )
+    pd.testing.assert_frame_equal(
+        seg_s.set_index("customer_id")[["recency_days", "frequency", "monetary", "rfm_segment_id"]],
+        seg_d.set_index("customer_id")[["recency_days", "frequency", "monetary", "rfm_segment_id"]],
+    )

@@ -231,7 +231,7 @@ def open_events(
         label = _create_view(p, con, rel, mapping, opts, view, table=None)
     else:
         if fmt == "csv":
-            df, encoding, header_row = read._read_csv(p, ropts, wanted)
+            df, encoding, header_row, _ = read._read_csv(p, ropts, wanted)
         else:
             book = read._read_excel(p, ropts, wanted)
             df, header_row, sheets = book.frame, book.header_row, book.sheets
