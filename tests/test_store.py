@@ -77,3 +77,20 @@ def test_out_of_memory_becomes_one_resource_error():
 def test_other_errors_pass_through_the_guard():
     with pytest.raises(ZeroDivisionError), resource_guard():
         1 / 0  # noqa: B018
+
+
+def test_a_spark_out_of_memory_becomes_one_resource_error():
+    class Py4JJavaError(Exception):  # what py4j raises, with the JVM's stack trace as text
+        pass
+
+    trace = (
+        "An error occurred while calling o123.collectToPython.\n"
+        ": org.apache.spark.SparkException: Job aborted due to stage failure: ...\n"
+        "java.lang.OutOfMemoryError: Java heap space\n\tat org.apache.spark.util.collection..."
+    )
+    with pytest.raises(ResourceError) as info, resource_guard():
+        raise Py4JJavaError(trace)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith("out of memory in Spark: java.lang.OutOfMemoryError: Java heap space")
+    assert "spark.driver.memory" in msg

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import tempfile
 import weakref
@@ -26,7 +27,7 @@ TX = "tx"  # the canonical, typed transaction lines (read.py)
 MATCHED = "tx_matched"  # purchases removed by a matching cancellation (clean.py)
 CLASSIFIED = "tx_classified"  # every line with its one ledger reason (clean.py)
 KEPT = "tx_kept"  # the lines that count, a view over the source (clean.py)
-ORDERS = "tx_orders"  # per reason, customer, order and month: the one materialised scan (clean.py)
+ORDERS = "tx_orders"  # per reason, customer and order: the one materialised scan (clean.py)
 KEPT_ORDERS = "tx_kept_orders"  # the orders that count (clean.py)
 BY_CUSTOMER = "cust_reason"  # per customer and reason: rows, revenue, orders, dates (clean.py)
 CUST_ITEMS = "cust_items"  # kept revenue per customer and country / product (artifacts.py)
@@ -103,6 +104,12 @@ def resource_error(exc: BaseException) -> ResourceError | None:
         return ResourceError(f"disk full: {text} (free space in {tempfile.gettempdir()})")
     if isinstance(exc, duckdb.IOException) and "no space left" in text.lower():
         return ResourceError(f"disk full: {text} (free space in {tempfile.gettempdir()})")
+    java = re.search(r"java\.lang\.OutOfMemoryError[^\n]*", str(exc))
+    if java:  # the Spark engine: the JVM's own out-of-memory, whatever wrapped it
+        return ResourceError(
+            f"out of memory in Spark: {java.group(0).strip()} (give the driver and executors "
+            "more memory: spark.driver.memory, spark.executor.memory)"
+        )
     return None
 
 
@@ -111,7 +118,7 @@ def resource_guard() -> Iterator[None]:
     """Turn out-of-memory and disk-full errors into one-line :class:`ResourceError` (exit 3)."""
     try:
         yield
-    except (duckdb.Error, MemoryError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - only resource failures are turned; the rest re-raised
         err = resource_error(exc)
         if err is None:
             raise
