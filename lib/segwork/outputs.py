@@ -106,15 +106,16 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     import pyarrow.csv as pacsv
 
     table = pa.Table.from_pandas(escape_formulas(frame), preserve_index=False)
-    plain = pacsv.WriteOptions(quoting_style="none", quoting_header="none")
-    for options in (plain, pacsv.WriteOptions()):
-        try:
-            with open(path, "wb") as fh:
-                fh.write("\ufeff".encode())
-                pacsv.write_csv(table, fh, options)
-            return
-        except pa.ArrowInvalid:  # a comma, quote or line break in a cell: quote text cells
-            continue
+
+    def write(options: pacsv.WriteOptions) -> None:
+        with open(path, "wb") as fh:
+            fh.write("\ufeff".encode())
+            pacsv.write_csv(table, fh, options)
+
+    try:
+        write(pacsv.WriteOptions(quoting_style="none", quoting_header="none"))
+    except pa.ArrowInvalid:  # a comma, quote or line break in a cell: quote the text cells
+        write(pacsv.WriteOptions())
 
 
 #: Rows an Excel sheet holds, header included.

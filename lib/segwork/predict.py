@@ -80,10 +80,9 @@ def order_table(
 ) -> str:
     """One row per kept order (customer, day, revenue, purchase flag, gap), built once per run.
 
-    Read off the ledger's per-order table (``store.kept_orders``), so
-    the source is not scanned again. ``gap`` is the days since the customer's previous purchase
-    order (NULL for the first, and for refunds): it reads only earlier orders, so it is the
-    same at every cut date.
+    Read off the ledger's per-order table (``store.kept_orders``), so the source is not scanned
+    again. ``gap`` is the days since the customer's previous purchase order (NULL for the first,
+    and for refunds): it reads only earlier orders, so it is the same at every cut date.
     """
     per_order = f"""
         SELECT customer_id::VARCHAR AS customer_id,

@@ -114,7 +114,6 @@ def run(
         publisher = Publisher(params, given, held, pseudonym_key, say)
         result = compute(params, say, on_prepared=publisher.prepared)
         publisher.finish(result, t0)
-        result.prep.store.close()  # the DuckDB scratch folder goes as soon as OUT is written
     if params.report:
         from segwork.report.pages import write_reports_index
 
@@ -206,7 +205,8 @@ class Publisher:
                     write_prediction_artifacts(tmp, result.prediction, pseudonym_key=self.key)
                 write_summary(tmp / ARTIFACTS / STAGE_SUMMARY, summary)
         results = []
-        # DuckDB's tables, memory and scratch files are not needed by the notebooks still to run
+        # DuckDB's tables, memory and scratch folder go now: the notebooks still to run read
+        # only the files written above
         prep.store.close()
         if session is not None:
             with timings.stage("report"):

@@ -39,9 +39,8 @@ MEMORY_LIMIT_ENV = "SEGWORK_MEMORY_LIMIT"
 #: Default limit: this share of the machine's memory, capped, so the whole run (DuckDB, pandas,
 #: the notebook kernels) stays within a few GB; DuckDB spills to the scratch folder beyond it.
 MEMORY_SHARE = 0.25
-MEMORY_CAP_MB = (
-    1024  # a 50M-row report: same wall time as at 4 GiB, 1.6 GB less peak (bench/scale.py)
-)
+#: At 50M rows a 4 GiB cap was no faster than 1 GiB and peaked 1.6 GB higher (bench/scale.py).
+MEMORY_CAP_MB = 1024
 MEMORY_FLOOR_MB = 256
 
 
