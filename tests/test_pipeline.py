@@ -235,3 +235,25 @@ def test_cluster_config_flags_override_the_config_section_which_overrides_defaul
     assert from_cfg.dbcv_threshold == 0.3
     flags = cluster_config(RunParams(k=7, k_range=(5, 9)), opts)
     assert (flags.k_range, flags.k, flags.min_share) == ((5, 9), 7, 0.05)
+
+
+def test_duckdb_is_idle_while_the_clusters_are_fitted(tmp_path, monkeypatch):
+    """The frames of clustering get the memory the ledger's DuckDB held (store.idle)."""
+    from segwork import pipeline
+    from segwork.store import IDLE_MEMORY_MB, size_bytes
+
+    seen = []
+    real = pipeline.cluster
+
+    def spy(prep, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        seen.append(prep.store.rows("SELECT current_setting('memory_limit')")[0][0])
+        return real(prep, *a, **k)
+
+    monkeypatch.setattr(pipeline, "cluster", spy)
+    monkeypatch.setenv("SEGWORK_MEMORY_LIMIT", "900MB")
+    params = RunParams(
+        synth_customers=300, data_cache=str(tmp_path / "data"), report=False, predict=False
+    )
+    pipeline.compute(params)
+    assert len(seen) == 1
+    assert size_bytes(str(seen[0])) == pytest.approx(IDLE_MEMORY_MB * 2**20, rel=0.01)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import duckdb
 import pytest
 
 from segwork.errors import ResourceError, SegworkInputError
 from segwork.pipeline import prepare
 from segwork.schema import Config
-from segwork.store import MEMORY_LIMIT_ENV, Store, default_memory_limit, resource_guard
+from segwork.store import (
+    IDLE_MEMORY_MB,
+    MEMORY_LIMIT_ENV,
+    Store,
+    default_memory_limit,
+    resource_guard,
+    size_bytes,
+)
 
 
 def test_open_limits_memory_and_names_the_relations():
@@ -94,3 +102,47 @@ def test_a_spark_out_of_memory_becomes_one_resource_error():
     assert "\n" not in msg
     assert msg.startswith("out of memory in Spark: java.lang.OutOfMemoryError: Java heap space")
     assert "spark.driver.memory" in msg
+
+
+def _limit_bytes(store: Store) -> float:
+    got = store.rows("SELECT current_setting('memory_limit')")[0][0]
+    value = size_bytes(str(got))
+    assert value is not None, got
+    return value
+
+
+def test_idle_shrinks_duckdb_and_working_gives_the_full_limit_back():
+    store = Store.open(memory_limit="900MB")
+    try:
+        full = _limit_bytes(store)
+        store.idle()
+        assert _limit_bytes(store) == pytest.approx(IDLE_MEMORY_MB * 2**20, rel=0.01)
+        with store.working():
+            assert _limit_bytes(store) == pytest.approx(full, rel=0.01)
+        assert _limit_bytes(store) == pytest.approx(IDLE_MEMORY_MB * 2**20, rel=0.01)
+    finally:
+        store.close()
+
+
+def test_idle_never_raises_a_limit_below_the_idle_size_and_leaves_foreign_connections_alone():
+    small = Store.open(memory_limit="100MB")
+    try:
+        small.idle()
+        assert _limit_bytes(small) == pytest.approx(100e6, rel=0.01)
+    finally:
+        small.close()
+    con = duckdb.connect()
+    con.execute("SET memory_limit = '3GB'")
+    foreign = Store(con)  # a connection the caller made: its limit is the caller's
+    foreign.idle()
+    with foreign.working():
+        pass
+    assert _limit_bytes(foreign) == pytest.approx(3e9, rel=0.05)  # shown as 2.7 GiB
+    con.close()
+
+
+def test_size_bytes_reads_duckdb_sizes():
+    assert size_bytes("1GB") == 1e9
+    assert size_bytes("976.5 MiB") == 976.5 * 2**20
+    assert size_bytes("256MiB") == 256 * 2**20
+    assert size_bytes("80%") is None

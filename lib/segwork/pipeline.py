@@ -426,7 +426,7 @@ def predict_future(
     h = cfg.predict.horizon_days
     with prep.timings.stage("predict"):
         say(f"predicting purchases in the next {h} days (back-tested one window earlier)")
-        orders = predict.order_table(prep.con, prep.store.kept_orders)
+        orders = predict.order_table(prep.con, prep.store.kept_orders)  # as fast when idle
         res = predict.run_prediction(
             prep.con, orders, prep.as_of, cfg.predict, seed=params.seed, progress=say
         )
@@ -512,11 +512,13 @@ def compute(
     cfg, data, prep = start(params, say)  # --compare-to was checked with the parameters
     if on_prepared is not None:
         on_prepared(prep, cfg)
+    prep.store.idle()  # the frames of clustering and prediction get DuckDB's memory
     clus = cluster(prep, params, load_truth(data), say, cfg.cluster) if params.clusters else None
     pred = predict_future(prep, cfg, params, clus, say) if params.predict else None
     # migration after the prediction: the expected mix moves buyers and non-buyers apart
     p_buy = pred.customers["p_purchase"] if pred is not None else None
-    mig = migration(prep, cfg, params, say, p_purchase=p_buy)
+    with prep.store.working():  # an earlier as-of date is a second ledger pass
+        mig = migration(prep, cfg, params, say, p_purchase=p_buy)
     summary = full_summary(prep, cfg, params, clus, t0, pred)
     summary = summary.model_copy(
         update={

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import gc
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
 
@@ -112,13 +114,21 @@ def run(
         if given is not None:
             held.enter_context(claimed(given, say, params.lock_timeout))
         publisher = Publisher(params, given, held, pseudonym_key, say)
-        result = compute(params, say, on_prepared=publisher.prepared)
-        publisher.finish(result, t0)
+        # no name holds the result here: finish() lets go of its frames before the last notebooks
+        publisher.finish(compute(params, say, on_prepared=publisher.prepared), t0)
     if params.report:
         from segwork.report.pages import write_reports_index
 
         write_reports_index(publisher.out.parent, Path(params.reports_root), say, params.lang)
     return publisher.out
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc keeps them otherwise),
+    so the kernels that run next do not add to a parent grown by the stages before."""
+    gc.collect()
+    with suppress(OSError, AttributeError):  # not glibc: nothing to hand back
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class Publisher:
@@ -152,6 +162,7 @@ class Publisher:
         from segwork.report.session import ReportSession
 
         with prep.timings.stage("write"):
+            self.say("report data: top countries and products per segment, product lift")
             write_rfm_artifacts(self.tmp, prep, pseudonym_key=self.key)
             stage = full_summary(prep, cfg, params, None, time.perf_counter())
             stage = pseudonymise_warnings(stage, self.key)
@@ -181,6 +192,10 @@ class Publisher:
         timings, tmp = prep.timings, self.tmp
         with timings.stage("write"):
             self.say(f"writing {self.out}")
+            if session is not None and not session.failed and clus is not None:
+                # a streaming join of the items into a small aggregate: DuckDB stays idle (a
+                # full limit only fills its buffer pool with the items read back from disk)
+                write_cluster_artifacts(tmp, prep, clus, pseudonym_key=self.key)
             labels = prep.segment_map.labels(self.params.lang)
             extra = clus.labels[list(CLUSTER_COLUMNS)] if clus else None
             if result.migration is not None:
@@ -194,20 +209,21 @@ class Publisher:
                     f"{SEGMENTS_XLSX_MAX:,}; segments.csv and lists/ hold them all"
                 )
             write_segment_lists(frame, tmp)
+            del frame  # a million rows of display text: not held while the notebooks run
             if self.params.engine == "spark":  # large tables also as partitioned Parquet
                 from segwork.spark import write_run_segments
 
                 write_run_segments(prep, clus, tmp, self.say)
             if session is not None and not session.failed:
-                if clus is not None:
-                    write_cluster_artifacts(tmp, prep, clus, pseudonym_key=self.key)
                 if result.prediction is not None:
                     write_prediction_artifacts(tmp, result.prediction, pseudonym_key=self.key)
                 write_summary(tmp / ARTIFACTS / STAGE_SUMMARY, summary)
         results = []
-        # DuckDB's tables, memory and scratch folder go now: the notebooks still to run read
-        # only the files written above
+        # DuckDB's tables, memory and scratch folder go now, and so do the run's frames: the
+        # notebooks still to run read only the files written above
         prep.store.close()
+        del result, prep, clus, extra, pred
+        release_memory()
         if session is not None:
             with timings.stage("report"):
                 if not session.failed:

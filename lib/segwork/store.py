@@ -42,6 +42,18 @@ MEMORY_SHARE = 0.25
 #: At 50M rows a 4 GiB cap was no faster than 1 GiB and peaked 1.6 GB higher (bench/scale.py).
 MEMORY_CAP_MB = 1024
 MEMORY_FLOOR_MB = 256
+#: DuckDB's limit while Python holds the big frames (clustering, prediction, notebooks): its
+#: tables move to the scratch folder, so the whole process tree stays near 2 GB at 1M customers.
+IDLE_MEMORY_MB = 256
+_UNITS = {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+
+
+def size_bytes(size: str) -> float | None:
+    """Bytes of a DuckDB size such as '1GB' or '976.5 MiB' (None when it is not one)."""
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", size)
+    unit = m.group(2).lower() if m else ""
+    return float(m.group(1)) * _UNITS[unit] if m and unit in _UNITS else None
 
 
 def default_memory_limit() -> str:
@@ -138,6 +150,8 @@ class Store:
     kept_orders: str = KEPT_ORDERS
     cust_items: str = CUST_ITEMS
     scratch: Path | None = None
+    #: DuckDB's memory limit for the heavy queries (None: the engine is not DuckDB)
+    limit: str | None = None
     #: names of the on-demand tables made so far (each is made once per run)
     made: set[str] = field(default_factory=set, compare=False)
 
@@ -149,14 +163,36 @@ class Store:
         store is closed or garbage-collected, or when the interpreter exits.
         """
         folder = Path(tempfile.mkdtemp(prefix="segwork-duckdb-"))
+        limit = memory_limit or default_memory_limit()
         try:
-            con = connect(memory_limit, threads, folder)
+            con = connect(limit, threads, folder)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        store = cls(con, scratch=folder)
+        store = cls(con, scratch=folder, limit=limit)
         weakref.finalize(store, _close, con, folder)
         return store
+
+    def idle(self) -> None:
+        """Shrink DuckDB to :data:`IDLE_MEMORY_MB` while Python works (its tables spill to disk).
+
+        The big frames of clustering and prediction and the notebook kernels then have the
+        memory DuckDB held for the ledger; :meth:`working` gives it back for heavy queries.
+        """
+        full = size_bytes(self.limit) if self.limit else None
+        if full is not None:
+            idle = min(full, IDLE_MEMORY_MB * 2**20)
+            self.con.execute(f"SET memory_limit = '{int(idle // 2**20)}MiB'")
+
+    @contextmanager
+    def working(self) -> Iterator[None]:
+        """DuckDB's full memory limit for the queries inside, then idle again."""
+        if self.limit is not None:
+            self.con.execute(f"SET memory_limit = '{self.limit}'")
+        try:
+            yield
+        finally:
+            self.idle()
 
     def close(self) -> None:
         """Close the connection and remove the scratch folder (if this store made one)."""
