@@ -97,33 +97,60 @@ def monthly_frame(prep: Prepared) -> pd.DataFrame:
     return df.astype({"orders": "int64", "customers": "int64", "revenue": "float64"})
 
 
+#: An item's shown name: trimmed, blank as missing, a product without a name by its ID.
+PRODUCT_NAME_SQL = "coalesce(nullif(trim(product_name), ''), product_id, '(unknown)')"
+COUNTRY_NAME_SQL = "coalesce(nullif(trim(country), ''), '(unknown)')"
+
+
 def customer_items(prep: Prepared) -> str:
     """Kept revenue per (customer, country) and per (customer, product), made once per run.
 
-    One scan of the kept lines (two grouping sets) fills one table: ``kind`` ("country" or
-    "product"), ``name``, ``revenue`` and ``bought`` (a line of positive value, for the lift's
-    buyer counts); each (customer, kind, name) is one row. Every top-items and lift query
-    reads it, so no artefact reads the source again.
+    One table, ``kind`` ("country" or "product"), ``item`` (an integer code; names in
+    ``store.item_names``), ``revenue`` and ``bought`` (a line of positive value, for the
+    lift's buyer counts); each (customer, kind, item) is one row. Products come from one scan
+    of the kept lines joined to a small dictionary of the source's (name, ID) pairs, so the
+    big aggregate (about one row per two lines) groups on a short code rather than on the
+    name; countries come from the per-order table (an order's country is its lines', as for
+    the main country). Every top-items and lift query reads it, so no artefact reads the
+    source again.
     """
     store, con = prep.store, prep.con
-    if store.cust_items not in store.made:
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {store.cust_items} AS
-            SELECT customer_id,
-                   CASE WHEN grouping(country) = 0 THEN 'country' ELSE 'product' END AS kind,
-                   coalesce(country, product) AS name,
-                   sum(amount) AS revenue, bool_or(amount > 0) AS bought
-            FROM (
-                SELECT customer_id, amount,
-                       coalesce(nullif(trim(country), ''), '(unknown)') AS country,
-                       coalesce(nullif(trim(product_name), ''), product_id, '(unknown)') AS product
-                FROM {store.kept}
-            )
-            GROUP BY GROUPING SETS ((customer_id, country), (customer_id, product))
-            """
-        )
-        store.made.add(store.cust_items)
+    if store.cust_items in store.made:
+        return store.cust_items
+    codes, names = store.item_codes, store.item_names
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {codes} AS
+        SELECT product_name, product_id, dense_rank() OVER (ORDER BY name)::INTEGER AS item, name
+        FROM (SELECT DISTINCT product_name, product_id, {PRODUCT_NAME_SQL} AS name FROM {store.tx})
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {names} AS
+        SELECT DISTINCT 'product' AS kind, item, name FROM {codes}
+        UNION ALL
+        SELECT 'country', dense_rank() OVER (ORDER BY name)::INTEGER, name
+        FROM (SELECT DISTINCT {COUNTRY_NAME_SQL} AS name FROM {store.kept_orders})
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {store.cust_items} AS
+        SELECT k.customer_id, 'product' AS kind, c.item,
+               sum(k.amount) AS revenue, bool_or(k.amount > 0) AS bought
+        FROM {store.kept} k JOIN {codes} c
+          ON k.product_name IS NOT DISTINCT FROM c.product_name
+         AND k.product_id IS NOT DISTINCT FROM c.product_id
+        GROUP BY k.customer_id, c.item
+        UNION ALL
+        SELECT o.customer_id, 'country', n.item, sum(o.revenue), bool_or(o.revenue > 0)
+        FROM (SELECT customer_id, revenue, {COUNTRY_NAME_SQL} AS name FROM {store.kept_orders}) o
+        JOIN {names} n ON n.kind = 'country' AND n.name = o.name
+        GROUP BY o.customer_id, n.item
+        """
+    )
+    store.made.add(store.cust_items)
     return store.cust_items
 
 
@@ -152,9 +179,9 @@ def top_items(
             {"rank": "int64", "customers": "int64", "revenue": "float64"}
         )
     items = customer_items(prep)
-    con = prep.con
+    con, names = prep.con, prep.store.item_names
     g = [f"g_{s}" for s in used]
-    sets = ", ".join(f"(kind, name, {c})" for c in g)
+    sets = ", ".join(f"(kind, item, {c})" for c in g)
     scope_of = " ".join(f"WHEN grouping({c}) = 0 THEN '{s}'" for s, c in zip(used, g, strict=True))
     con.register("segwork_groups", wide)
     try:
@@ -163,15 +190,15 @@ def top_items(
             f"""
             WITH agg AS (
                 SELECT CASE {scope_of} END AS scope, coalesce({", ".join(g)}) AS grp,
-                       kind, name, sum(revenue) AS revenue, count(*) AS customers
-                FROM (SELECT c.kind, c.name, c.revenue, {", ".join("g." + c for c in g)}
+                       kind, item, sum(revenue) AS revenue, count(*) AS customers
+                FROM (SELECT c.kind, c.item, c.revenue, {", ".join("g." + c for c in g)}
                       FROM {items} c JOIN segwork_groups g USING (customer_id))
                 GROUP BY GROUPING SETS ({sets})
             )
             SELECT scope, grp AS "group", kind,
                    row_number() OVER (PARTITION BY scope, grp, kind ORDER BY revenue DESC, name) AS rank,
                    name, revenue, customers
-            FROM agg
+            FROM agg JOIN {names} USING (kind, item)
             QUALIFY rank <= {int(n)}
             ORDER BY scope, "group", kind, rank
             """
@@ -252,14 +279,14 @@ def product_lift(prep: Prepared, segments: pd.Series, n: int = TOP_N) -> pd.Data
     bought the product / share of all customers who did (best-sellers are the same everywhere;
     lift says what is special). Products bought by too few of the segment are left out."""
     con = prep.con
-    items = customer_items(prep)
+    items, names = customer_items(prep), prep.store.item_names
     groups = pd.DataFrame({"customer_id": segments.index, "grp": segments.astype(str).to_numpy()})
     con.register("segwork_lift_groups", groups)
     try:
         df = con.execute(
             f"""
             WITH buyers AS (
-                SELECT customer_id, name AS product FROM {items} WHERE kind = 'product' AND bought
+                SELECT customer_id, item AS product FROM {items} WHERE kind = 'product' AND bought
             ),
             g AS (SELECT customer_id, grp FROM segwork_lift_groups),
             seg_n AS (SELECT grp, count(*) AS n FROM g GROUP BY grp),
@@ -267,11 +294,12 @@ def product_lift(prep: Prepared, segments: pd.Series, n: int = TOP_N) -> pd.Data
             bg AS (SELECT b.product, g.grp FROM buyers b JOIN g USING (customer_id)),
             prod_all AS (SELECT product, count(*) AS n FROM bg GROUP BY product),
             prod_seg AS (SELECT grp, product, count(*) AS n FROM bg GROUP BY grp, product)
-            SELECT ps.grp AS "group", ps.product AS name, ps.n AS buyers,
+            SELECT ps.grp AS "group", nm.name, ps.n AS buyers,
                    ps.n / s.n AS segment_share, pa.n / a.n AS overall_share,
                    (ps.n / s.n) / (pa.n / a.n) AS lift
-            FROM prod_seg ps JOIN seg_n s USING (grp) JOIN prod_all pa USING (product), all_n a
-            WHERE ps.n >= greatest({LIFT_MIN_BUYERS}, 0.02 * s.n)
+            FROM prod_seg ps JOIN seg_n s USING (grp) JOIN prod_all pa USING (product), all_n a,
+                 (SELECT item AS product, name FROM {names} WHERE kind = 'product') nm
+            WHERE nm.product = ps.product AND ps.n >= greatest({LIFT_MIN_BUYERS}, 0.02 * s.n)
             QUALIFY row_number() OVER (PARTITION BY ps.grp ORDER BY lift DESC, buyers DESC, name) <= {int(n)}
             ORDER BY "group", lift DESC, buyers DESC, name
             """

@@ -30,7 +30,11 @@ KEPT = "tx_kept"  # the lines that count, a view over the source (clean.py)
 ORDERS = "tx_orders"  # per reason, customer and order: the one materialised scan (clean.py)
 KEPT_ORDERS = "tx_kept_orders"  # the orders that count (clean.py)
 BY_CUSTOMER = "cust_reason"  # per customer and reason: rows, revenue, orders, dates (clean.py)
-CUST_ITEMS = "cust_items"  # kept revenue per customer and country / product (artifacts.py)
+CUST_ITEMS = "cust_items"  # kept revenue per customer and country / product code (artifacts.py)
+ITEM_CODES = (
+    "item_codes"  # the source's (product name, product id) pairs -> item code (artifacts.py)
+)
+ITEM_NAMES = "item_names"  # kind, item code -> the name the report shows (artifacts.py)
 EVENTS = "ev"  # the canonical, typed behaviour events (events.py)
 EV_CLASSIFIED = "ev_classified"  # every event with its one ledger reason (events.py)
 EV_VISITS = "ev_visits"  # kept events numbered into visits (events.py)
@@ -149,6 +153,8 @@ class Store:
     orders: str = ORDERS
     kept_orders: str = KEPT_ORDERS
     cust_items: str = CUST_ITEMS
+    item_codes: str = ITEM_CODES
+    item_names: str = ITEM_NAMES
     scratch: Path | None = None
     #: DuckDB's memory limit for the heavy queries (None: the engine is not DuckDB)
     limit: str | None = None
