@@ -36,7 +36,7 @@ import pandas as pd
 
 from segwork.errors import SegworkInputError
 from segwork.read import SUPPORTED_SUFFIXES, SourceInfo, open_source
-from segwork.store import CLASSIFIED, TX
+from segwork.store import TX
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -57,10 +57,15 @@ PARTITIONS_PER_CORE = 4
 DRIVER_MEMORY_SHARE = 0.25
 DRIVER_MEMORY_CAP_MB = 8192
 DRIVER_MEMORY_FLOOR_MB = 1024
+#: A stored table this small is held as a local relation: Spark knows its size and plans a
+#: broadcast join with it; a local checkpoint's size is the planner's estimate of the query that
+#: made it (the source's size for an aggregate of it), so the large side of every join with
+#: it was shuffled before adaptive execution turned the join into a broadcast.
+LOCAL_ROWS = 3_000_000
+#: A local master broadcasts tables up to this estimated size (the cancellation keys of a
+#: 200M-line file are ~2M rows): a shuffle of the source costs far more on two cores.
+LOCAL_BROADCAST_BYTES = 256 * 2**20
 RAW = "__segwork_raw"
-#: Views stored (lazily, on their first read) instead of recomputed on every read: the folded,
-#: classified lines, which the per-order table, the top country and the artefacts all read.
-STORED_VIEWS = frozenset({CLASSIFIED})
 ROW_NUMBER = "file_row_number"  # 0-based line number within its file, as DuckDB names it
 FILE_BITS = 40  # row ids of a folder: file ordinal << 40 | line number within the file
 _SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*:(//[^/]*)?"  # hdfs://namenode:8020, s3a://bucket, file:
@@ -103,9 +108,14 @@ def driver_memory() -> str:
 
 
 def local_conf(url: str, shuffle_partitions: int | None) -> dict[str, str]:
-    """Settings a local master needs and a cluster's launcher decides: heap and partitions."""
+    """Settings a local master needs and a cluster's launcher decides: heap, partitions and
+    the broadcast size."""
     parts = shuffle_partitions or PARTITIONS_PER_CORE * local_cores(url)
-    return {"spark.driver.memory": driver_memory(), "spark.sql.shuffle.partitions": str(parts)}
+    return {
+        "spark.driver.memory": driver_memory(),
+        "spark.sql.shuffle.partitions": str(parts),
+        "spark.sql.autoBroadcastJoinThreshold": str(LOCAL_BROADCAST_BYTES),
+    }
 
 
 def session(
@@ -353,6 +363,10 @@ class SparkResult:
 class SparkCon:
     """A DuckDB-shaped connection over a Spark session: DuckDB SQL in, Spark plans out."""
 
+    #: Spark's hash aggregate holds fixed-width buffers only (text in any_value or max_by makes
+    #: it sort every row): the ledger carries text as codes here (clean.fixed_width_aggregates).
+    fixed_width_aggregates = True
+
     def __init__(self, spark: SparkSession) -> None:
         self.spark = spark
         self._persisted: list[DataFrame] = []
@@ -406,11 +420,7 @@ class SparkCon:
         frame = self.spark.sql(to_spark_sql(tree.expression.sql(dialect="duckdb")))
         if tree.kind == "TABLE":
             self._materialise(name, frame)
-        elif name in STORED_VIEWS:
-            frame = frame.localCheckpoint(eager=False)  # stored by the first query that reads it
-            frame.createOrReplaceTempView(name)
-            self._persisted.append(frame)
-        else:
+        else:  # a view is recomputed by each reader, as in DuckDB (see README: Spark)
             frame.createOrReplaceTempView(name)
         return SparkResult(None)
 
@@ -430,9 +440,13 @@ class SparkCon:
 
         A local checkpoint (kept in memory, spilled to disk) cuts the lineage: every later
         query reads the stored rows, even from inside a CTE, where Spark does not look up
-        cached plans and would recompute the whole chain from the source.
+        cached plans and would recompute the whole chain from the source. A table of at most
+        ``LOCAL_ROWS`` rows (cancellation keys, repeated lines, codes, customers) is handed back
+        as a local relation, whose size Spark knows when it plans a join with it.
         """
         frame = frame.localCheckpoint(eager=True)
+        if frame.count() <= LOCAL_ROWS:
+            frame = self.spark.createDataFrame(frame.toArrow(), schema=frame.schema)
         frame.createOrReplaceTempView(name)
         self._persisted.append(frame)
         self._stored[name] = frame
