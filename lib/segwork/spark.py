@@ -57,13 +57,9 @@ PARTITIONS_PER_CORE = 4
 DRIVER_MEMORY_SHARE = 0.25
 DRIVER_MEMORY_CAP_MB = 8192
 DRIVER_MEMORY_FLOOR_MB = 1024
-#: A stored table this small is held as a local relation: Spark knows its size and plans a
-#: broadcast join with it; a local checkpoint's size is the planner's estimate of the query that
-#: made it (the source's size for an aggregate of it), so the large side of every join with
-#: it was shuffled before adaptive execution turned the join into a broadcast.
-LOCAL_ROWS = 3_000_000
-#: A local master broadcasts tables up to this estimated size (the cancellation keys of a
-#: 200M-line file are ~2M rows): a shuffle of the source costs far more on two cores.
+#: A local master broadcasts tables up to this estimated size and keeps Arrow data this large
+#: as a local relation (the cancellation keys of a 200M-line file are ~2M rows, ~110 MB):
+#: a shuffle of the source costs far more on two cores.
 LOCAL_BROADCAST_BYTES = 256 * 2**20
 RAW = "__segwork_raw"
 ROW_NUMBER = "file_row_number"  # 0-based line number within its file, as DuckDB names it
@@ -115,6 +111,7 @@ def local_conf(url: str, shuffle_partitions: int | None) -> dict[str, str]:
         "spark.driver.memory": driver_memory(),
         "spark.sql.shuffle.partitions": str(parts),
         "spark.sql.autoBroadcastJoinThreshold": str(LOCAL_BROADCAST_BYTES),
+        "spark.sql.execution.arrow.localRelationThreshold": str(LOCAL_BROADCAST_BYTES),
     }
 
 
@@ -440,16 +437,25 @@ class SparkCon:
 
         A local checkpoint (kept in memory, spilled to disk) cuts the lineage: every later
         query reads the stored rows, even from inside a CTE, where Spark does not look up
-        cached plans and would recompute the whole chain from the source. A table of at most
-        ``LOCAL_ROWS`` rows (cancellation keys, repeated lines, codes, customers) is handed back
-        as a local relation, whose size Spark knows when it plans a join with it.
+        cached plans and would recompute the whole chain from the source. A table Spark would
+        broadcast (cancellation keys, matched and repeated lines, country codes) is handed back
+        as a local relation: a checkpoint's size is the planner's estimate of the query that made
+        it (the source's size for an aggregate of it), so the source was shuffled for every join
+        with it before adaptive execution turned the join into a broadcast.
         """
         frame = frame.localCheckpoint(eager=True)
-        if frame.count() <= LOCAL_ROWS:
+        if self._broadcastable(frame):
             frame = self.spark.createDataFrame(frame.toArrow(), schema=frame.schema)
         frame.createOrReplaceTempView(name)
         self._persisted.append(frame)
         self._stored[name] = frame
+
+    def _broadcastable(self, frame: DataFrame) -> bool:
+        """Rows x Spark's row-size estimate within the broadcast limit and the size Arrow data
+        may have to become a local relation (else it would be an RDD of unknown size)."""
+        conf = self.spark._jsparkSession.sessionState().conf()
+        limit = min(conf.autoBroadcastJoinThreshold(), conf.arrowLocalRelationThreshold())
+        return frame.count() * (8 + frame._jdf.schema().defaultSize()) <= limit
 
     def _drop(self, name: str) -> None:
         self.spark.catalog.dropTempView(name)
