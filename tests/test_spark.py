@@ -7,6 +7,9 @@ worker (group "spark") so the session is shared.
 from __future__ import annotations
 
 import gzip
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +19,13 @@ import pytest
 pytest.importorskip("pyspark")
 pytest.importorskip("sqlglot")
 
+from segwork import clean, sparkread  # noqa: E402
 from segwork import spark as sp  # noqa: E402
-from segwork import sparkread  # noqa: E402
 from segwork.engine import check_engine, data_location  # noqa: E402
 from segwork.errors import SegworkInputError  # noqa: E402
 from segwork.pipeline import prepare  # noqa: E402
 from segwork.schema import ColumnMap, Config  # noqa: E402
+from segwork.store import BY_CUSTOMER, ORDERS  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("spark")
 
@@ -113,6 +117,35 @@ def test_hand_built_file_gives_the_same_ledger_rfm_and_segments(messy):
     assert [w[0] for w in spk.warnings] == [w[0] for w in duck.warnings]
 
 
+def stored_plans(spark, path: Path, monkeypatch, fixed_width: bool) -> dict[str, str]:
+    """The physical plan of every table the ledger stage stores on Spark, by table name."""
+    plans: dict[str, str] = {}
+    store = sp.SparkCon._materialise
+
+    def record(self, name, frame):
+        plans[name] = frame._jdf.queryExecution().executedPlan().toString()
+        store(self, name, frame)
+
+    monkeypatch.setattr(sp.SparkCon, "_materialise", record)
+    con = sp.SparkCon(spark)
+    con.fixed_width_aggregates = fixed_width
+    sp.open_spark_source(con, str(path), Config())
+    clean.classify_and_aggregate(con, Config().clean, None)
+    con.close()
+    return plans
+
+
+def test_order_and_customer_aggregates_hash_without_text_buffers(spark, messy, monkeypatch):
+    """Spark hash-aggregates fixed-width buffers only: text in any_value/max_by makes it sort
+    every line (a 50M-line file ran the 6 GB heap out of memory), so the country is a code."""
+    plans = stored_plans(spark, messy[2], monkeypatch, fixed_width=True)
+    for table in (ORDERS, BY_CUSTOMER):  # the order plan holds the duplicate fold too
+        assert "HashAggregate" in plans[table] and "SortAggregate" not in plans[table], table
+    # the check can fail: the DuckDB spelling (text in the aggregates) sorts on Spark
+    text = stored_plans(spark, messy[2], monkeypatch, fixed_width=False)
+    assert "SortAggregate" in text[ORDERS] and "SortAggregate" in text[BY_CUSTOMER]
+
+
 def test_a_folder_of_parquet_files_reads_as_one_source(spark, messy, tmp_path):
     df = pd.read_parquet(messy[2])
     folder = tmp_path / "parts"
@@ -162,6 +195,29 @@ def test_cli_engine_switch_writes_the_same_segments(spark, messy, tmp_path):
     spk = pd.read_csv(tmp_path / "spark" / "segments.csv", encoding="utf-8-sig")
     pd.testing.assert_frame_equal(duck, spk)
     assert main(["run", "--engine", "spark", "--data", str(tmp_path / "no.parquet")]) == 2
+
+
+def test_the_package_main_file_runs_as_spark_submit_runs_it(tmp_path):
+    """spark-submit runs segwork/__main__.py as a file: its folder must not shadow the standard
+    library (segwork/profile.py hides the profile module cProfile needs, and pyspark imports it)."""
+    main_file = Path(sp.__file__).with_name("__main__.py")
+    data = tmp_path / "orders.parquet"
+    messy_orders().to_parquet(data, index=False)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(main_file.parent.parent),
+        sp.MASTER_ENV: "bogus://nowhere",  # pyspark is imported, then the session refused
+    }
+    argv = ["run", "--engine", "spark", "--data", str(data), "--out", str(tmp_path / "out")]
+    done = subprocess.run(
+        [sys.executable, str(main_file), *argv, "--no-report", "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr[-800:]
+    assert "Spark session on bogus://nowhere failed to start" in done.stderr
 
 
 def test_text_dates_in_parquet_read_as_on_duckdb(spark, tmp_path):

@@ -259,13 +259,40 @@ def line_check_sql(cols: list[str]) -> str:
     return f"hash({', '.join(parts)})"
 
 
+def fixed_width_aggregates(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the connection's engine hash-aggregates only fixed-width buffers (Spark): text
+    in ``any_value``/``arg_max`` would make it sort every line, so text is carried as a code."""
+    return bool(getattr(con, "fixed_width_aggregates", False))
+
+
+def country_codes(view: str) -> str:
+    """Name of the table numbering the countries of the classified view ``view``."""
+    return f"{view}_countries"
+
+
+def create_country_codes(con: duckdb.DuckDBPyConnection, source: str, table: str) -> None:
+    """The distinct countries of ``source`` numbered 1.. in text order: a few rows, one per
+    country, so a code stands for exactly one country (no hash that could merge two)."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {table} AS
+        SELECT country, CAST(row_number() OVER (ORDER BY country) AS INTEGER) AS country_code
+        FROM (SELECT DISTINCT country FROM {source} WHERE country IS NOT NULL)
+        """
+    )
+
+
 def repeated_keys_sql(cols: list[str], source: str) -> str:
     """SQL: the line keys that occur more than once: the only lines a fold has to group."""
     return f"SELECT {line_key_sql(cols)} AS _key FROM {source} GROUP BY 1 HAVING count(*) > 1"
 
 
 def fold_lines_sql(
-    cols: list[str], source: str, exact: bool = False, repeated: str | None = None
+    cols: list[str],
+    source: str,
+    exact: bool = False,
+    repeated: str | None = None,
+    fixed_width: bool = False,
 ) -> str:
     """SQL: the distinct lines of ``source`` with ``n_copies`` and ``fold_ok``.
 
@@ -275,17 +302,22 @@ def fold_lines_sql(
     false for a group whose check hash differs, i.e. two different lines that collided, and
     the caller then folds again with ``exact=True`` (GROUP BY every column), so no two
     distinct lines are ever merged. Without ``repeated`` every line is grouped on its key.
+    ``fixed_width`` (see :func:`fixed_width_aggregates`) groups the repeated lines on every
+    column instead of carrying text in ``any_value``: the same fold, exact by construction.
     """
     names = ", ".join(cols)
     if exact:
         return f"SELECT {names}, count(*)::BIGINT AS n_copies, true AS fold_ok FROM {source} GROUP BY ALL"
-    carried = ", ".join(f"any_value({c}) AS {c}" for c in cols)
     key, chk = line_key_sql(cols), line_check_sql(cols)
     where = f" WHERE {key} IN (SELECT _key FROM {repeated})" if repeated else ""
-    grouped = (
-        f"SELECT {carried}, count(*)::BIGINT AS n_copies, min(_chk) = max(_chk) AS fold_ok "
-        f"FROM (SELECT {names}, {key} AS _key, {chk} AS _chk FROM {source}{where}) GROUP BY _key"
-    )
+    if fixed_width and repeated:
+        grouped = fold_lines_sql(cols, f"(SELECT {names} FROM {source}{where})", exact=True)
+    else:
+        carried = ", ".join(f"any_value({c}) AS {c}" for c in cols)
+        grouped = (
+            f"SELECT {carried}, count(*)::BIGINT AS n_copies, min(_chk) = max(_chk) AS fold_ok "
+            f"FROM (SELECT {names}, {key} AS _key, {chk} AS _chk FROM {source}{where}) GROUP BY _key"
+        )
     if not repeated:
         return grouped
     single = (
@@ -320,6 +352,8 @@ def create_classified_view(
             "but the data has no status column; map it under columns.status"
         )
     cols = [c.strip() for c in _LINE_COLS.split(",")] + (["status"] if has_status else [])
+    if fixed_width_aggregates(con):
+        create_country_codes(con, source, country_codes(view))
     matched = None
     if rules.match_cancellations:
         # flag the matched rows on the raw scan: a narrow lookup of row ids, cheaper than
@@ -336,7 +370,7 @@ def create_classified_view(
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {repeated} AS {repeated_keys_sql(cols, source)}"
             )
-        lines = fold_lines_sql(cols, source, exact, repeated)
+        lines = fold_lines_sql(cols, source, exact, repeated, fixed_width_aggregates(con))
     else:
         lines = f"SELECT {', '.join(cols)}, 1::BIGINT AS n_copies, true AS fold_ok FROM {source}"
     flagged = f"SELECT *, {_cancel_sql(rules, has_status)} AS is_cancel FROM lines"
@@ -404,20 +438,24 @@ def create_kept_orders_view(
     create_kept_view(con, source, view, exclude_customers)
 
 
-def orders_sql(source: str, folded: bool = True, mixed_orders: bool = False) -> str:
+def orders_sql(
+    source: str, folded: bool = True, mixed_orders: bool = False, codes: str | None = None
+) -> str:
     """SQL: per (reason, customer, order) rows, revenue, cancellations, dates and month.
 
     The one aggregate of the (folded) lines everything else is read from: the per-customer
     table and the ledger (summed further) and the monthly totals. ``order_ts`` is the line's
     timestamp only when the invoice ID is missing (such lines are told apart by time). An
-    order's ``month`` is the calendar month of its first line.
+    order's ``month`` is the calendar month of its first line. With ``codes`` (a table of
+    :func:`create_country_codes`) the order carries the smallest ``country_code`` of its
+    lines (a fixed-width buffer) and ``country`` is looked up from it after the aggregate.
     """
     if folded:
         rows, rev_all, w = "sum(n_copies)", "sum(amount * n_copies)", " * n_copies"
     else:
         rows, rev_all, w = "count(*)", "sum(amount)", ""
     cancel_all = f"sum(amount{w}) FILTER (WHERE is_cancel)" if mixed_orders else "NULL::DOUBLE"
-    return f"""
+    orders = f"""
         SELECT reason, customer_id, invoice_id,
                CASE WHEN invoice_id IS NULL THEN invoice_date END AS order_ts,
                date_trunc('month', min(invoice_date))::DATE AS month,
@@ -429,24 +467,41 @@ def orders_sql(source: str, folded: bool = True, mixed_orders: bool = False) -> 
                count(*) AS n_lines,
                min(invoice_date) AS first_ts,
                max(invoice_date) AS last_ts,
-               any_value(country) AS country,
+               {"min(country_code) AS country_code" if codes else "any_value(country) AS country"},
                bool_and(fold_ok) AS fold_ok
-        FROM {source}
+        FROM {_coded(source, codes) if codes else source}
         GROUP BY reason, customer_id, invoice_id, order_ts
     """
+    return _decoded(orders, codes) if codes else orders
 
 
-def by_customer_sql(orders: str, mixed_orders: bool = False) -> str:
+def _coded(lines: str, codes: str) -> str:
+    """SQL: ``lines`` with each line's ``country_code`` (NULL for a NULL country)."""
+    return (
+        f"(SELECT l.*, k.country_code FROM {lines} l LEFT JOIN {codes} k ON l.country = k.country)"
+    )
+
+
+def _decoded(sql: str, codes: str) -> str:
+    """SQL: the rows of ``sql`` with ``country`` looked up from their ``country_code``."""
+    return (
+        f"SELECT a.*, k.country FROM ({sql}) a "
+        f"LEFT JOIN {codes} k ON a.country_code = k.country_code"
+    )
+
+
+def by_customer_sql(orders: str, mixed_orders: bool = False, codes: str | None = None) -> str:
     """SQL: per (reason, customer) rows, revenue, purchased/cancelled value, orders, dates.
 
     One row of ``orders`` is one order, so frequency is a plain count rather than a costlier
     COUNT(DISTINCT). An order's lines share one reason and cancel flag (a C-invoice is
     cancelled as a whole; dropped cancellations are their own group), so its cancelled value
     is read off the order, unless ``mixed_orders`` (status cancellations kept as refunds next
-    to purchases of the same order), which splits it line by line.
+    to purchases of the same order), which splits it line by line. With ``codes`` the latest
+    order's ``country_code`` is carried and ``country`` looked up after the aggregate.
     """
     cancel_revenue = "cancel_all" if mixed_orders else "CASE WHEN is_cancel THEN revenue_all END"
-    return f"""
+    customers = f"""
         SELECT reason, customer_id,
                sum(n_rows)::BIGINT AS n_rows,
                sum(n_lines)::BIGINT AS n_lines,
@@ -457,10 +512,11 @@ def by_customer_sql(orders: str, mixed_orders: bool = False) -> str:
                count(*) FILTER (WHERE NOT is_cancel) AS frequency,
                min(first_ts) FILTER (WHERE NOT is_cancel) AS first_purchase,
                max(last_ts) FILTER (WHERE NOT is_cancel) AS last_purchase,
-               arg_max(country, last_ts) AS country
+               {"arg_max(country_code, last_ts) AS country_code" if codes else "arg_max(country, last_ts) AS country"}
         FROM {orders}
         GROUP BY reason, customer_id
     """
+    return _decoded(customers, codes) if codes else customers
 
 
 def aggregate_by_customer(
@@ -478,12 +534,15 @@ def aggregate_by_customer(
     (:func:`by_customer_sql`) and the monthly totals all read that small table.
     ``folded=False`` says every line has ``n_copies = 1`` (duplicate rule off), which lets
     the scan skip the weighting. ``purchased`` and ``cancelled`` (absolute value of
-    cancellation lines) feed the cancel-heavy warning.
+    cancellation lines) feed the cancel-heavy warning. On an engine that aggregates only
+    fixed-width buffers the country travels as the code :func:`create_classified_view` made.
     """
+    codes = country_codes(source) if fixed_width_aggregates(con) else None
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {orders} AS {orders_sql(source, folded, mixed_orders)}"
+        f"CREATE OR REPLACE TEMP TABLE {orders} AS {orders_sql(source, folded, mixed_orders, codes)}"
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {by_customer_sql(orders, mixed_orders)}")
+    customers = by_customer_sql(orders, mixed_orders, codes)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {customers}")
 
 
 def relabel_missing_customers(

@@ -83,6 +83,7 @@ def snapshot_table(
         con.execute(f"DROP TABLE IF EXISTS {by_customer}")
         con.execute(f"DROP VIEW IF EXISTS {classified}")
         con.execute(f"DROP TABLE IF EXISTS {classified}_matched")
+        con.execute(f"DROP TABLE IF EXISTS {clean.country_codes(classified)}")
 
 
 def window_revenue(con: duckdb.DuckDBPyConnection, kept: str, start: date, end: date) -> pd.Series:

@@ -36,7 +36,7 @@ import pandas as pd
 
 from segwork.errors import SegworkInputError
 from segwork.read import SUPPORTED_SUFFIXES, SourceInfo, open_source
-from segwork.store import CLASSIFIED, TX
+from segwork.store import TX
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -57,10 +57,11 @@ PARTITIONS_PER_CORE = 4
 DRIVER_MEMORY_SHARE = 0.25
 DRIVER_MEMORY_CAP_MB = 8192
 DRIVER_MEMORY_FLOOR_MB = 1024
+#: A local master broadcasts tables up to this estimated size and keeps Arrow data this large
+#: as a local relation (the cancellation keys of a 200M-line file are ~2M rows, ~110 MB):
+#: a shuffle of the source costs far more on two cores.
+LOCAL_BROADCAST_BYTES = 256 * 2**20
 RAW = "__segwork_raw"
-#: Views stored (lazily, on their first read) instead of recomputed on every read: the folded,
-#: classified lines, which the per-order table, the top country and the artefacts all read.
-STORED_VIEWS = frozenset({CLASSIFIED})
 ROW_NUMBER = "file_row_number"  # 0-based line number within its file, as DuckDB names it
 FILE_BITS = 40  # row ids of a folder: file ordinal << 40 | line number within the file
 _SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*:(//[^/]*)?"  # hdfs://namenode:8020, s3a://bucket, file:
@@ -103,9 +104,15 @@ def driver_memory() -> str:
 
 
 def local_conf(url: str, shuffle_partitions: int | None) -> dict[str, str]:
-    """Settings a local master needs and a cluster's launcher decides: heap and partitions."""
+    """Settings a local master needs and a cluster's launcher decides: heap, partitions and
+    the broadcast size."""
     parts = shuffle_partitions or PARTITIONS_PER_CORE * local_cores(url)
-    return {"spark.driver.memory": driver_memory(), "spark.sql.shuffle.partitions": str(parts)}
+    return {
+        "spark.driver.memory": driver_memory(),
+        "spark.sql.shuffle.partitions": str(parts),
+        "spark.sql.autoBroadcastJoinThreshold": str(LOCAL_BROADCAST_BYTES),
+        "spark.sql.execution.arrow.localRelationThreshold": str(LOCAL_BROADCAST_BYTES),
+    }
 
 
 def session(
@@ -353,6 +360,10 @@ class SparkResult:
 class SparkCon:
     """A DuckDB-shaped connection over a Spark session: DuckDB SQL in, Spark plans out."""
 
+    #: Spark's hash aggregate holds fixed-width buffers only (text in any_value or max_by makes
+    #: it sort every row): the ledger carries text as codes here (clean.fixed_width_aggregates).
+    fixed_width_aggregates = True
+
     def __init__(self, spark: SparkSession) -> None:
         self.spark = spark
         self._persisted: list[DataFrame] = []
@@ -406,11 +417,7 @@ class SparkCon:
         frame = self.spark.sql(to_spark_sql(tree.expression.sql(dialect="duckdb")))
         if tree.kind == "TABLE":
             self._materialise(name, frame)
-        elif name in STORED_VIEWS:
-            frame = frame.localCheckpoint(eager=False)  # stored by the first query that reads it
-            frame.createOrReplaceTempView(name)
-            self._persisted.append(frame)
-        else:
+        else:  # a view is recomputed by each reader, as in DuckDB (see README: Spark)
             frame.createOrReplaceTempView(name)
         return SparkResult(None)
 
@@ -430,12 +437,25 @@ class SparkCon:
 
         A local checkpoint (kept in memory, spilled to disk) cuts the lineage: every later
         query reads the stored rows, even from inside a CTE, where Spark does not look up
-        cached plans and would recompute the whole chain from the source.
+        cached plans and would recompute the whole chain from the source. A table Spark would
+        broadcast (cancellation keys, matched and repeated lines, country codes) is handed back
+        as a local relation: a checkpoint's size is the planner's estimate of the query that made
+        it (the source's size for an aggregate of it), so the source was shuffled for every join
+        with it before adaptive execution turned the join into a broadcast.
         """
         frame = frame.localCheckpoint(eager=True)
+        if self._broadcastable(frame):
+            frame = self.spark.createDataFrame(frame.toArrow(), schema=frame.schema)
         frame.createOrReplaceTempView(name)
         self._persisted.append(frame)
         self._stored[name] = frame
+
+    def _broadcastable(self, frame: DataFrame) -> bool:
+        """Rows x Spark's row-size estimate within the broadcast limit and the size Arrow data
+        may have to become a local relation (else it would be an RDD of unknown size)."""
+        conf = self.spark._jsparkSession.sessionState().conf()
+        limit = min(conf.autoBroadcastJoinThreshold(), conf.arrowLocalRelationThreshold())
+        return frame.count() * (8 + frame._jdf.schema().defaultSize()) <= limit
 
     def _drop(self, name: str) -> None:
         self.spark.catalog.dropTempView(name)
