@@ -31,9 +31,7 @@ ORDERS = "tx_orders"  # per reason, customer and order: the one materialised sca
 KEPT_ORDERS = "tx_kept_orders"  # the orders that count (clean.py)
 BY_CUSTOMER = "cust_reason"  # per customer and reason: rows, revenue, orders, dates (clean.py)
 CUST_ITEMS = "cust_items"  # kept revenue per customer and country / product code (artifacts.py)
-ITEM_CODES = (
-    "item_codes"  # the source's (product name, product id) pairs -> item code (artifacts.py)
-)
+ITEM_CODES = "item_codes"  # the source's (product name, id) pairs -> item code (artifacts.py)
 ITEM_NAMES = "item_names"  # kind, item code -> the name the report shows (artifacts.py)
 EVENTS = "ev"  # the canonical, typed behaviour events (events.py)
 EV_CLASSIFIED = "ev_classified"  # every event with its one ledger reason (events.py)
