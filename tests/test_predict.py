@@ -69,6 +69,27 @@ def test_features_by_hand() -> None:
     assert predict.labels(con, "orders", date(2024, 2, 1), 29, f.index).loc["a", "orders"] == 0
 
 
+def test_split_is_features_and_labels_from_one_scan() -> None:
+    """split() returns exactly features() and labels() at the same cut, refunds included."""
+    con = orders_con(
+        [
+            ("a", "2024-01-01", 10.0),
+            ("a", "2024-02-01", -4.0),  # a refund: revenue, not an order
+            ("a", "2024-04-01", 999.0),
+            ("a", "2024-05-30", 1.0),  # the last day of [Apr 1, May 31)
+            ("a", "2024-05-31", 7.0),  # after the window
+            ("b", "2024-03-31", 5.0),
+            ("b", "2024-04-10", -5.0),
+            ("c", "2024-04-02", 3.0),  # no purchase before the cut: not a row
+        ]
+    )
+    cut = date(2024, 4, 1)
+    x, y = predict.split(con, "orders", cut, 60)
+    pd.testing.assert_frame_equal(x, predict.features(con, "orders", cut, 60))
+    pd.testing.assert_frame_equal(y, predict.labels(con, "orders", cut, 60, x.index))
+    assert y.loc["a"].tolist() == [2.0, 1000.0] and y.loc["b"].tolist() == [0.0, -5.0]
+
+
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic shop with its true future."""
@@ -238,6 +259,17 @@ def test_purchase_model_ranks_and_refuses_one_class() -> None:
     assert p[x["recency_days"] < 40].mean() > p[x["recency_days"] >= 40].mean() + 0.3
     with pytest.raises(ValueError, match="buyers and non-buyers"):
         predict.PurchaseModel().fit(x, np.zeros_like(y))
+
+
+def test_calibration_ensemble_is_one_booster_or_one_per_fold() -> None:
+    """By default one booster calibrated on out-of-fold predictions; the ensemble keeps three."""
+    x, y = _small_xy()
+    one = predict.PurchaseModel(max_iter=20).fit(x, y)
+    three = predict.PurchaseModel(max_iter=20, calibration_ensemble=True).fit(x, y)
+    assert len(one.classifier_.calibrated_classifiers_) == 1
+    assert len(three.classifier_.calibrated_classifiers_) == 3
+    p1, p3 = one.predict(x)[:, 0], three.predict(x)[:, 0]
+    assert not np.allclose(p1, p3) and np.corrcoef(p1, p3)[0, 1] > 0.9
 
 
 def test_bgnbd_baseline_when_installed() -> None:
