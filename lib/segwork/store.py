@@ -30,7 +30,8 @@ KEPT = "tx_kept"  # the lines that count, a view over the source (clean.py)
 ORDERS = "tx_orders"  # per reason, customer and order: the one materialised scan (clean.py)
 KEPT_ORDERS = "tx_kept_orders"  # the orders that count (clean.py)
 BY_CUSTOMER = "cust_reason"  # per customer and reason: rows, revenue, orders, dates (clean.py)
-CUST_ITEMS = "cust_items"  # kept revenue per customer and country / product code (artifacts.py)
+CUST_CODES = "cust_codes"  # customer ID -> row of the RFM table, an INTEGER key (artifacts.py)
+CUST_ITEMS = "cust_items"  # kept revenue per customer code and country / product code (artifacts.py)
 ITEM_CODES = "item_codes"  # the source's (product name, id) pairs -> item code (artifacts.py)
 ITEM_NAMES = "item_names"  # kind, item code -> the name the report shows (artifacts.py)
 EVENTS = "ev"  # the canonical, typed behaviour events (events.py)
@@ -150,6 +151,7 @@ class Store:
     by_customer: str = BY_CUSTOMER
     orders: str = ORDERS
     kept_orders: str = KEPT_ORDERS
+    cust_codes: str = CUST_CODES
     cust_items: str = CUST_ITEMS
     item_codes: str = ITEM_CODES
     item_names: str = ITEM_NAMES
