@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -182,3 +183,13 @@ def test_artefacts_from_the_one_scan_equal_the_rescanning_ones(tmp_path, source)
         assert set(top[top.kind == "country"].name) == {"UK", "FR", "DE", "(unknown)"}
         assert "P4" in set(top[top.kind == "product"].name)
         assert monthly["revenue"].sum() == pytest.approx(10 + 20 + 4.5 + 8 + 4)
+
+
+def test_join_side_by_side_equals_join_in_any_order() -> None:
+    """Frames on the same customers in the same order are put side by side; otherwise joined."""
+    left = pd.DataFrame({"a": [1, 2, 3]}, index=pd.Index(["x", "y", "z"], name="customer_id"))
+    same = pd.DataFrame({"b": [0.1, 0.2, 0.3]}, index=left.index.copy())
+    shuffled = same.iloc[[2, 0]]
+    pd.testing.assert_frame_equal(artifacts._join(left, same), left.join(same))
+    pd.testing.assert_frame_equal(artifacts._join(left, shuffled), left.join(shuffled))
+    assert np.isnan(artifacts._join(left, shuffled).loc["y", "b"])

@@ -427,6 +427,14 @@ def summary_path(folder: Path) -> Path:
     return final if final.is_file() else Path(folder) / ARTIFACTS / STAGE_SUMMARY
 
 
+def _join(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
+    """``left.join(right)``; columns side by side when both list the same customers in the same
+    order (as a run writes them), which skips aligning a million text IDs (0.9 s per notebook)."""
+    if left.index.equals(right.index):
+        return pd.concat([left, right.set_axis(left.index)], axis=1)
+    return left.join(right)
+
+
 def load_artifacts(folder: str | Path) -> Artifacts:
     """Read a run folder's summary (validated) and ``artifacts/``."""
     from segwork.summary import read_summary
@@ -438,9 +446,9 @@ def load_artifacts(folder: str | Path) -> Artifacts:
     top = pd.read_parquet(art / "top_items.parquet")
     linkage = np.zeros((0, 4))
     if (art / "prediction.parquet").is_file():  # written after prediction, like the clusters
-        customers = customers.join(pd.read_parquet(art / "prediction.parquet"))
+        customers = _join(customers, pd.read_parquet(art / "prediction.parquet"))
     if (art / "clusters.parquet").is_file():  # written after clustering, beside the RFM files
-        customers = customers.join(pd.read_parquet(art / "clusters.parquet"))
+        customers = _join(customers, pd.read_parquet(art / "clusters.parquet"))
         top = pd.concat(
             [top, pd.read_parquet(art / "top_items_clusters.parquet")], ignore_index=True
         )
