@@ -261,7 +261,8 @@ def line_check_sql(cols: list[str]) -> str:
 
 def fixed_width_aggregates(con: duckdb.DuckDBPyConnection) -> bool:
     """True when the connection's engine hash-aggregates only fixed-width buffers (Spark): text
-    in ``any_value``/``arg_max`` would make it sort every line, so text is carried as a code."""
+    in ``any_value`` would make it sort every line, so the duplicate fold groups on every
+    column (the country is a code on every engine, see :func:`create_country_codes`)."""
     return bool(getattr(con, "fixed_width_aggregates", False))
 
 
@@ -352,8 +353,9 @@ def create_classified_view(
             "but the data has no status column; map it under columns.status"
         )
     cols = [c.strip() for c in _LINE_COLS.split(",")] + (["status"] if has_status else [])
-    if fixed_width_aggregates(con):
-        create_country_codes(con, source, country_codes(view))
+    # the orders carry the country as this exact code: a fixed-width buffer (text in any_value
+    # cost a fifth of the order pass on DuckDB at 50M rows; on Spark it would sort every line)
+    create_country_codes(con, source, country_codes(view))
     matched = None
     if rules.match_cancellations:
         # flag the matched rows on the raw scan: a narrow lookup of row ids, cheaper than
@@ -438,17 +440,15 @@ def create_kept_orders_view(
     create_kept_view(con, source, view, exclude_customers)
 
 
-def orders_sql(
-    source: str, folded: bool = True, mixed_orders: bool = False, codes: str | None = None
-) -> str:
+def orders_sql(source: str, codes: str, folded: bool = True, mixed_orders: bool = False) -> str:
     """SQL: per (reason, customer, order) rows, revenue, cancellations, dates and month.
 
     The one aggregate of the (folded) lines everything else is read from: the per-customer
     table and the ledger (summed further) and the monthly totals. ``order_ts`` is the line's
     timestamp only when the invoice ID is missing (such lines are told apart by time). An
-    order's ``month`` is the calendar month of its first line. With ``codes`` (a table of
-    :func:`create_country_codes`) the order carries the smallest ``country_code`` of its
-    lines (a fixed-width buffer) and ``country`` is looked up from it after the aggregate.
+    order's ``month`` is the calendar month of its first line. The order carries the smallest
+    ``country_code`` of its lines (``codes``: a table of :func:`create_country_codes`; a
+    fixed-width buffer) and ``country`` is looked up from it after the aggregate.
     """
     if folded:
         rows, rev_all, w = "sum(n_copies)", "sum(amount * n_copies)", " * n_copies"
@@ -467,12 +467,12 @@ def orders_sql(
                count(*) AS n_lines,
                min(invoice_date) AS first_ts,
                max(invoice_date) AS last_ts,
-               {"min(country_code) AS country_code" if codes else "any_value(country) AS country"},
+               min(country_code) AS country_code,
                bool_and(fold_ok) AS fold_ok
-        FROM {_coded(source, codes) if codes else source}
+        FROM {_coded(source, codes)}
         GROUP BY reason, customer_id, invoice_id, order_ts
     """
-    return _decoded(orders, codes) if codes else orders
+    return _decoded(orders, codes)
 
 
 def _coded(lines: str, codes: str) -> str:
@@ -490,15 +490,15 @@ def _decoded(sql: str, codes: str) -> str:
     )
 
 
-def by_customer_sql(orders: str, mixed_orders: bool = False, codes: str | None = None) -> str:
+def by_customer_sql(orders: str, codes: str, mixed_orders: bool = False) -> str:
     """SQL: per (reason, customer) rows, revenue, purchased/cancelled value, orders, dates.
 
     One row of ``orders`` is one order, so frequency is a plain count rather than a costlier
     COUNT(DISTINCT). An order's lines share one reason and cancel flag (a C-invoice is
     cancelled as a whole; dropped cancellations are their own group), so its cancelled value
     is read off the order, unless ``mixed_orders`` (status cancellations kept as refunds next
-    to purchases of the same order), which splits it line by line. With ``codes`` the latest
-    order's ``country_code`` is carried and ``country`` looked up after the aggregate.
+    to purchases of the same order), which splits it line by line. The latest order's
+    ``country_code`` is carried and ``country`` looked up in ``codes`` after the aggregate.
     """
     cancel_revenue = "cancel_all" if mixed_orders else "CASE WHEN is_cancel THEN revenue_all END"
     customers = f"""
@@ -512,11 +512,11 @@ def by_customer_sql(orders: str, mixed_orders: bool = False, codes: str | None =
                count(*) FILTER (WHERE NOT is_cancel) AS frequency,
                min(first_ts) FILTER (WHERE NOT is_cancel) AS first_purchase,
                max(last_ts) FILTER (WHERE NOT is_cancel) AS last_purchase,
-               {"arg_max(country_code, last_ts) AS country_code" if codes else "arg_max(country, last_ts) AS country"}
+               arg_max(country_code, last_ts) AS country_code
         FROM {orders}
         GROUP BY reason, customer_id
     """
-    return _decoded(customers, codes) if codes else customers
+    return _decoded(customers, codes)
 
 
 def aggregate_by_customer(
@@ -534,14 +534,14 @@ def aggregate_by_customer(
     (:func:`by_customer_sql`) and the monthly totals all read that small table.
     ``folded=False`` says every line has ``n_copies = 1`` (duplicate rule off), which lets
     the scan skip the weighting. ``purchased`` and ``cancelled`` (absolute value of
-    cancellation lines) feed the cancel-heavy warning. On an engine that aggregates only
-    fixed-width buffers the country travels as the code :func:`create_classified_view` made.
+    cancellation lines) feed the cancel-heavy warning. The country travels as the code
+    :func:`create_classified_view` made (a fixed-width buffer) and is looked up at the end.
     """
-    codes = country_codes(source) if fixed_width_aggregates(con) else None
+    codes = country_codes(source)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {orders} AS {orders_sql(source, folded, mixed_orders, codes)}"
+        f"CREATE OR REPLACE TEMP TABLE {orders} AS {orders_sql(source, codes, folded, mixed_orders)}"
     )
-    customers = by_customer_sql(orders, mixed_orders, codes)
+    customers = by_customer_sql(orders, codes, mixed_orders)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {customers}")
 
 

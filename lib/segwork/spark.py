@@ -361,7 +361,7 @@ class SparkCon:
     """A DuckDB-shaped connection over a Spark session: DuckDB SQL in, Spark plans out."""
 
     #: Spark's hash aggregate holds fixed-width buffers only (text in any_value or max_by makes
-    #: it sort every row): the ledger carries text as codes here (clean.fixed_width_aggregates).
+    #: it sort every row): the fold groups on every column here (clean.fixed_width_aggregates).
     fixed_width_aggregates = True
 
     def __init__(self, spark: SparkSession) -> None:
