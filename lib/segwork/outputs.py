@@ -81,7 +81,7 @@ def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     Only text columns are touched, so a negative number stays a number; Parquet outputs keep
     the raw values.
     """
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: only the escaped columns are new
     for name in out.columns:
         col = out[name]
         if not _is_text(col):
@@ -178,7 +178,9 @@ def write_segment_lists(frame: pd.DataFrame, folder: Path) -> dict[str, int]:
     dest = Path(folder) / LISTS
     dest.mkdir(exist_ok=True)
     written: dict[str, int] = {}
-    for seg_id, rows in frame.groupby("rfm_segment_id", sort=False):
+    ids = frame["rfm_segment_id"]
+    for seg_id in ids.dropna().unique():  # one segment's rows at a time, not a sorted copy of all
+        rows = frame[(ids == seg_id).to_numpy()]
         write_csv(rows, dest / f"{seg_id}.csv")
         written[str(seg_id)] = len(rows)
     return written
@@ -186,7 +188,7 @@ def write_segment_lists(frame: pd.DataFrame, folder: Path) -> dict[str, int]:
 
 def unescape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """Undo :func:`escape_formulas` on text columns (``'=x`` -> ``=x``) after reading a CSV back."""
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: only the escaped columns are new
     for name in out.columns:
         col = out[name]
         if not _is_text(col):
