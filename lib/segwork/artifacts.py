@@ -392,7 +392,7 @@ def write_prediction_artifacts(
     beside customers.parquet, which :func:`load_artifacts` joins them to."""
     art = Path(folder) / ARTIFACTS
     art.mkdir(parents=True, exist_ok=True)
-    frame = prediction.customers.copy()
+    frame = prediction.customers  # pseudonymise_index copies; nothing here changes the frame
     if pseudonym_key is not None:
         frame = pseudonymise_index(frame, pseudonym_key)
     _parquet(frame, art / "prediction.parquet", index=True)

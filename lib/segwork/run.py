@@ -196,6 +196,10 @@ class Publisher:
                 # a streaming join of the items into a small aggregate: DuckDB stays idle (a
                 # full limit only fills its buffer pool with the items read back from disk)
                 write_cluster_artifacts(tmp, prep, clus, pseudonym_key=self.key)
+            if session is not None and not session.failed and result.prediction is not None:
+                # before the segments frame: Arrow's copy of the IDs does not stack on its text
+                write_prediction_artifacts(tmp, result.prediction, pseudonym_key=self.key)
+            release_memory()  # the heap the writes above freed, before the segments frame
             labels = prep.segment_map.labels(self.params.lang)
             extra = clus.labels[list(CLUSTER_COLUMNS)] if clus else None
             if result.migration is not None:
@@ -215,8 +219,6 @@ class Publisher:
 
                 write_run_segments(prep, clus, tmp, self.say)
             if session is not None and not session.failed:
-                if result.prediction is not None:
-                    write_prediction_artifacts(tmp, result.prediction, pseudonym_key=self.key)
                 write_summary(tmp / ARTIFACTS / STAGE_SUMMARY, summary)
         results = []
         # DuckDB's tables, memory and scratch folder go now, and so do the run's frames: the
