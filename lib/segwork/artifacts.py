@@ -104,8 +104,8 @@ COUNTRY_NAME_SQL = "coalesce(nullif(trim(country), ''), '(unknown)')"
 
 def customer_codes(prep: Prepared) -> str:
     """Each customer of the RFM table numbered by its row, made once per run: the items table
-    and the group frames join on this INTEGER instead of the text ID (a quarter less time for
-    the items at 50M rows, a third less for each grouping's join)."""
+    and the group frames join on this INTEGER instead of the text ID (at 50M rows the items
+    took 17.5 s against 19.0, top items 3.8 s against 4.9, the lift 2.9 s against 4.1)."""
     store, con = prep.store, prep.con
     if store.cust_codes in store.made:
         return store.cust_codes

@@ -354,7 +354,7 @@ def create_classified_view(
         )
     cols = [c.strip() for c in _LINE_COLS.split(",")] + (["status"] if has_status else [])
     # the orders carry the country as this exact code: a fixed-width buffer (text in any_value
-    # cost a fifth of the order pass on DuckDB at 50M rows; on Spark it would sort every line)
+    # cost a quarter of the order pass on DuckDB at 50M rows; on Spark it would sort every line)
     create_country_codes(con, source, country_codes(view))
     matched = None
     if rules.match_cancellations:
