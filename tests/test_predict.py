@@ -37,6 +37,27 @@ def orders_con(rows: list[tuple[str, str, float]] | pd.DataFrame) -> duckdb.Duck
     return con
 
 
+def labels(
+    con: duckdb.DuckDBPyConnection, orders: str, cut: date, horizon_days: int, index: pd.Index
+) -> pd.DataFrame:
+    """Purchase orders and revenue in ``[cut, cut + H)`` for the customers in ``index``: a
+    query of its own, the reference :func:`predict.split`'s labels are checked against."""
+    lo = f"DATE '{cut.isoformat()}'"
+    hi = f"DATE '{(cut + timedelta(days=int(horizon_days))).isoformat()}'"
+    df = con.execute(
+        f"""
+        SELECT customer_id,
+               count(*) FILTER (WHERE purchase)::DOUBLE AS orders,
+               round(sum(revenue), 6)::DOUBLE AS revenue
+        FROM {orders} WHERE day >= {lo} AND day < {hi}
+        GROUP BY customer_id
+        """
+    ).df()
+    out = df.set_index("customer_id").reindex(index).fillna(0.0)
+    out.index.name = "customer_id"
+    return out
+
+
 def test_features_by_hand() -> None:
     """Every feature of two customers, counted by hand, and nothing from the cut day onwards."""
     con = orders_con(
@@ -61,12 +82,12 @@ def test_features_by_hand() -> None:
     assert a["recency_ratio"] == pytest.approx(31 / 30)
     b = f.loc["b"]
     assert b["recency_days"] == 1 and b["frequency"] == 1 and np.isnan(b["ipt_mean"])
-    y = predict.labels(con, "orders", date(2024, 4, 1), 60, f.index)
+    y = predict.split(con, "orders", date(2024, 4, 1), 60)[1]
     assert y.loc["a"].tolist() == [1.0, 999.0] and y.loc["b"].tolist() == [0.0, 0.0]
     # the label window is [cut, cut + H): an order on cut + H belongs to the next window
-    y2 = predict.labels(con, "orders", date(2024, 2, 1), 59, f.index)
+    y2 = predict.split(con, "orders", date(2024, 2, 1), 59)[1]
     assert y2.loc["a", "orders"] == 1  # Mar 1 is day 29 of [Feb 1, Mar 31)
-    assert predict.labels(con, "orders", date(2024, 2, 1), 29, f.index).loc["a", "orders"] == 0
+    assert predict.split(con, "orders", date(2024, 2, 1), 29)[1].loc["a", "orders"] == 0
 
 
 def test_split_is_features_and_labels_from_one_scan() -> None:
@@ -86,7 +107,7 @@ def test_split_is_features_and_labels_from_one_scan() -> None:
     cut = date(2024, 4, 1)
     x, y = predict.split(con, "orders", cut, 60)
     pd.testing.assert_frame_equal(x, predict.features(con, "orders", cut, 60))
-    pd.testing.assert_frame_equal(y, predict.labels(con, "orders", cut, 60, x.index))
+    pd.testing.assert_frame_equal(y, labels(con, "orders", cut, 60, x.index))
     assert y.loc["a"].tolist() == [2.0, 1000.0] and y.loc["b"].tolist() == [0.0, -5.0]
 
 
@@ -127,10 +148,10 @@ def test_no_leakage_changing_the_future_leaves_features_alone(shop: Path) -> Non
     after = predict.features(orders_con(changed.drop(columns="purchase")), "orders", cut, H)
     pd.testing.assert_frame_equal(before, after)
     # ... while the labels do see the change
-    y0 = predict.labels(orders_con(orders.drop(columns="purchase")), "orders", cut, H, before.index)
-    y1 = predict.labels(
-        orders_con(changed.drop(columns="purchase")), "orders", cut, H, before.index
-    )
+    x0, y0 = predict.split(orders_con(orders.drop(columns="purchase")), "orders", cut, H)
+    x1, y1 = predict.split(orders_con(changed.drop(columns="purchase")), "orders", cut, H)
+    pd.testing.assert_frame_equal(x0, before)  # split's features are features()
+    pd.testing.assert_frame_equal(x1, after)
     assert y1["orders"].sum() > y0["orders"].sum()
 
 

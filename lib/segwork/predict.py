@@ -181,30 +181,12 @@ def features(
 def split(
     con: duckdb.DuckDBPyConnection, orders: str, cut: date, horizon_days: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(:func:`features`, :func:`labels`) at ``cut`` from one scan of the orders: the same
-    values, without a second query and a reindex on a million customer IDs."""
+    """(:func:`features`, labels) at ``cut`` from one scan of the orders: the labels are the
+    purchase orders and revenue in ``[cut, cut + H)`` of each customer with a purchase before
+    ``cut`` (0 when none), without a second query and a reindex on a million customer IDs."""
     df = con.execute(_window_sql(orders, cut, horizon_days, with_labels=True)).df()
     df = df.set_index("customer_id")
     return df[list(FEATURES)], df[["orders", "revenue"]]
-
-
-def labels(
-    con: duckdb.DuckDBPyConnection, orders: str, cut: date, horizon_days: int, index: pd.Index
-) -> pd.DataFrame:
-    """Purchase orders and revenue in ``[cut, cut + H)`` for the customers in ``index``."""
-    lo, hi = _d(cut), _d(cut + timedelta(days=int(horizon_days)))
-    df = con.execute(
-        f"""
-        SELECT customer_id,
-               count(*) FILTER (WHERE purchase)::DOUBLE AS orders,
-               round(sum(revenue), 6)::DOUBLE AS revenue
-        FROM {orders} WHERE day >= {lo} AND day < {hi}
-        GROUP BY customer_id
-        """
-    ).df()
-    out = df.set_index("customer_id").reindex(index).fillna(0.0)
-    out.index.name = "customer_id"
-    return out
 
 
 def _xy(x: pd.DataFrame | np.ndarray, y: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
