@@ -199,7 +199,6 @@ class Publisher:
             if session is not None and not session.failed and result.prediction is not None:
                 # before the segments frame: Arrow's copy of the IDs does not stack on its text
                 write_prediction_artifacts(tmp, result.prediction, pseudonym_key=self.key)
-            release_memory()  # the heap the writes above freed, before the segments frame
             labels = prep.segment_map.labels(self.params.lang)
             extra = clus.labels[list(CLUSTER_COLUMNS)] if clus else None
             if result.migration is not None:
