@@ -15,7 +15,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(layer.split())
     for layer in (
         "__init__ errors",
-        "config text currency",
+        "config text currency tally",
         "publish schema maps outputs store",
         "read",
         "clean events",

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
+from sklearn.metrics import adjusted_mutual_info_score
 from sklearn.tree import DecisionTreeClassifier
 
 from segwork.config import STABILITY_POOL
@@ -26,6 +26,7 @@ from segwork.segmenters import (
     WardSegmenter,
     sample_indices,
 )
+from segwork.tally import adjusted_rand, crosstab
 
 RULE_COLUMNS = ("recency_days", "frequency", "monetary")
 NOISE = "noise"
@@ -40,17 +41,19 @@ def agreement(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """ARI and AMI for every pair of segmentations, as two symmetric DataFrames.
 
-    ARI is exact on all customers. AMI's expected-MI term grows with n, so above
-    ``ami_sample_size`` it is computed on a fixed random sample (None = always exact).
+    ARI is exact on all customers (:func:`segwork.tally.adjusted_rand`: sklearn's value from
+    one bincount). AMI's expected-MI term grows with n, so above ``ami_sample_size`` it is
+    computed on a fixed random sample (None = always exact). Each labeling is coded once.
     """
     names = list(labels)
     ari = pd.DataFrame(np.eye(len(names)), index=names, columns=names)
     ami = ari.copy()
     n = len(next(iter(labels.values()))) if names else 0
     idx = sample_indices(n, ami_sample_size, seed) if ami_sample_size else np.arange(n)
+    coded = {name: label_codes(labels[name]) for name in names}
     for a, b in itertools.combinations(names, 2):
-        la, lb = label_codes(labels[a]), label_codes(labels[b])
-        ari.loc[a, b] = ari.loc[b, a] = adjusted_rand_score(la, lb)
+        la, lb = coded[a], coded[b]
+        ari.loc[a, b] = ari.loc[b, a] = adjusted_rand(la, lb)
         ami.loc[a, b] = ami.loc[b, a] = adjusted_mutual_info_score(la[idx], lb[idx])
     return ari, ami
 
@@ -61,8 +64,8 @@ def label_codes(labels: np.ndarray) -> np.ndarray:
 
 
 def contingency(labels_a: np.ndarray, labels_b: np.ndarray) -> pd.DataFrame:
-    """Counts of customers per (cluster of A, group of B); rows A, columns B."""
-    return pd.crosstab(pd.Series(labels_a, name="cluster"), pd.Series(labels_b, name="group"))
+    """Counts of customers per (cluster of A, group of B); rows A, columns B (``pd.crosstab``'s table)."""
+    return crosstab(pd.Series(labels_a, name="cluster"), pd.Series(labels_b, name="group"))
 
 
 def dominant_groups(labels: np.ndarray, reference: np.ndarray) -> list[dict[str, Any]]:
@@ -137,7 +140,7 @@ def bootstrap_stability(
     pairs = []
     for a, b in itertools.combinations(fits, 2):
         common = a.index.intersection(b.index)
-        pairs.append(float(adjusted_rand_score(label_codes(a[common]), label_codes(b[common]))))
+        pairs.append(adjusted_rand(a[common].to_numpy(), b[common].to_numpy()))
     return {
         "mean_ari": float(np.mean(pairs)) if pairs else None,
         "min_ari": float(np.min(pairs)) if pairs else None,
@@ -158,7 +161,7 @@ def seed_sensitivity(
     """Mean pairwise ARI of K-Means fits (k fixed) that differ only in ``random_state``."""
     pool = rfm.iloc[sample_indices(len(rfm), pool_size, seed)]
     runs = [frozen_clone(seg).set_params(random_state=s).fit(pool).labels_ for s in seeds]
-    pairs = [float(adjusted_rand_score(a, b)) for a, b in itertools.combinations(runs, 2)]
+    pairs = [adjusted_rand(a, b) for a, b in itertools.combinations(runs, 2)]
     return {
         "mean_ari": float(np.mean(pairs)) if pairs else None,
         "min_ari": float(np.min(pairs)) if pairs else None,
@@ -353,9 +356,7 @@ def truth_agreement(
     aligned = truth.reindex(index)
     known = aligned.notna().to_numpy()
     t = label_codes(aligned[known].astype(str).to_numpy())
-    scores = {
-        name: float(adjusted_rand_score(t, label_codes(lab[known]))) for name, lab in labels.items()
-    }
+    scores = {name: adjusted_rand(t, label_codes(lab[known])) for name, lab in labels.items()}
     scored = {k: v for k, v in scores.items() if k in methods}
     best = max(scored, key=scored.get) if scored else None
     return {

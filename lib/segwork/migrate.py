@@ -39,6 +39,7 @@ from segwork.errors import SegworkInputError
 from segwork.read import NA_TOKENS
 from segwork.schema import Config
 from segwork.store import Store
+from segwork.tally import crosstab
 
 #: Row of customers absent at the earlier date; column of customers gone at the later one.
 NEW = "__new__"
@@ -116,7 +117,7 @@ def transition_counts(before: pd.Series, after: pd.Series, order: list[str]) -> 
     unknown = sorted((set(src) | set(dst)) - set(order) - {NEW, DEPARTED})
     if unknown:
         raise ValueError(f"segment ids not in the map order: {unknown[:5]}")
-    table = pd.crosstab(src, dst)
+    table = crosstab(src, dst)
     return table.reindex(index=[*order, NEW], columns=[*order, DEPARTED], fill_value=0).astype(
         "int64"
     )

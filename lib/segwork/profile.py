@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from segwork.tally import crosstab
 from segwork.text import catalogue
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -258,7 +259,7 @@ def contingency_table(
     customers: pd.DataFrame, column: str, labels: Mapping[str, str]
 ) -> pd.DataFrame:
     """Customers per (cluster of ``column``, RFM group), RFM groups named and in map order."""
-    tab = pd.crosstab(customers[column], customers["rfm_segment_id"])
+    tab = crosstab(customers[column], customers["rfm_segment_id"])
     order = [s for s in labels if s in tab.columns]
     tab = tab[order].rename(columns=labels)
     tab.index = tab.index.map(lambda v: "noise" if int(v) == -1 else str(v))

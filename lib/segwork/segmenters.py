@@ -36,7 +36,6 @@ from scipy.spatial import cKDTree
 from sklearn.base import BaseEstimator, ClusterMixin, clone
 from sklearn.cluster import KMeans
 from sklearn.metrics import (
-    adjusted_rand_score,
     calinski_harabasz_score,
     davies_bouldin_score,
 )
@@ -61,6 +60,7 @@ from segwork.config import (
 )
 from segwork.errors import SegworkInputError
 from segwork.features import FeatureBuilder
+from segwork.tally import adjusted_rand
 from segwork.text import make_note
 
 HDBSCAN_MCS_GRID = (0.01, 0.02, 0.05)  # min_cluster_size as a share of the customers fitted
@@ -353,7 +353,7 @@ def subsample_stability(
         for (ia, la), (ib, lb) in itertools.combinations(runs, 2):
             common, pa, pb = np.intersect1d(ia, ib, assume_unique=True, return_indices=True)
             if len(common) > 1:
-                pairs.append(adjusted_rand_score(la[k][pa], lb[k][pb]))
+                pairs.append(adjusted_rand(la[k][pa], lb[k][pb]))
         out.append(float(np.mean(pairs)) if pairs else None)
     return out
 
@@ -1088,7 +1088,7 @@ class HDBSCANSegmenter(_RFMSegmenter):
             "method": self.assignment,
             "n_checked": len(pick),
             "agreement_with_approximate_predict": float(np.mean(fast == ref)),
-            "ari_with_approximate_predict": float(adjusted_rand_score(ref, fast)),
+            "ari_with_approximate_predict": adjusted_rand(ref, fast),
         }
 
     def _predict_matrix(self, x: np.ndarray) -> np.ndarray:

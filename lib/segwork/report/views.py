@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
 from segwork.config import METHODS, NOTEBOOKS  # noqa: F401
 from segwork.currency import Currency, currency
 from segwork.report.tables import Lines, Table, fmt_money, fmt_num
+from segwork.tally import crosstab
 from segwork.text import catalogue, note_message
 
 __all__ = [
@@ -316,7 +317,7 @@ def grid_counts(art: Artifacts) -> pd.DataFrame:
     """Customers per (r score, f + m score) cell, shaped like :func:`map_grid`."""
     c = art.customers
     bins = int(art.segment_map["bins"])
-    tab = pd.crosstab(c["r_score"], c["f_score"] + c["m_score"])
+    tab = crosstab(c["r_score"], c["f_score"] + c["m_score"])
     return tab.reindex(index=range(bins, 0, -1), columns=range(2, 2 * bins + 1), fill_value=0)
 
 
@@ -391,7 +392,7 @@ def contingency(art: Artifacts, method_id: str, lang: str) -> pd.DataFrame:
     """Customers per (cluster, RFM segment), segments by revenue share, outliers named."""
     col = f"{method_id}_cluster"
     c = art.customers
-    tab = pd.crosstab(c[col], c["rfm_segment_id"])
+    tab = crosstab(c[col], c["rfm_segment_id"])
     order = segment_frame(art, lang)
     tab = tab[[i for i in order["segment_id"] if i in tab.columns]]
     tab.columns = [
