@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from segwork import clustering
 from segwork.clustering import ClusterConfig, fit_all, run_clustering
 from segwork.features import FeatureBuilder
 from segwork.rfm import RFMSegmenter
@@ -76,6 +77,57 @@ def test_run_clustering_summary_is_complete_and_json() -> None:
         assert sil["counted"] and sil["value"] > 0.8 and sil["smallest_share"] > 0.2
     assert s["best_silhouette"]["method"] in ("kmeans", "ward", "hdbscan", "gmm")
     assert s["config"]["k_range"] == [3, 8] and s["config"]["min_share"] == 0.02
+
+
+def test_threaded_diagnostics_equal_one_by_one() -> None:
+    rfm, _ = blobs(900)
+    res = run_clustering(rfm, FAST, reference={"ref": _StringSegmenter()})
+    segs = {**clustering.default_segmenters(FAST), "ref": _StringSegmenter()}
+    labels = fit_all(segs, rfm)
+    one_by_one = {
+        name: clustering._method_summary(name, segs[name], rfm, labels, ["ref"], FAST, print)
+        for name in clustering.METHOD_COLUMNS
+    }
+    for name, block in one_by_one.items():
+        got = {k: v for k, v in res.summary["methods"][name].items() if k != "silhouette"}
+        got["stability"].pop("seconds")
+        block["stability"].pop("seconds")
+        assert json.dumps(got, sort_keys=True) == json.dumps(
+            clustering.to_jsonable(block), sort_keys=True
+        ), name
+
+
+def test_diagnostic_threads_leave_the_blas_thread_count_as_they_found_it(monkeypatch) -> None:
+    """Two refits' limits that exit out of order (A in, B in, A out, B out) would leave BLAS on
+    B's saved count; the stage's own limit around the threads restores the caller's."""
+    import threading
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    real = clustering._method_summary
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def racing(name: str, *args: object) -> dict:
+        if name == "hdbscan":  # submitted first
+            with threadpool_limits(limits=1, user_api="blas"):
+                a_in.set()
+                assert b_in.wait(10)
+            a_out.set()
+        elif name == "ward":  # submitted second, runs beside it
+            assert a_in.wait(10)
+            with threadpool_limits(limits=1, user_api="blas"):
+                b_in.set()
+                assert a_out.wait(10)
+        return real(name, *args)
+
+    monkeypatch.setattr(clustering, "_method_summary", racing)
+    blas = lambda: [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]  # noqa: E731
+    rfm, _ = blobs(600)
+    before = blas()
+    if max(before, default=1) < 2:
+        pytest.skip("BLAS runs one thread here: an unrestored limit would not show")
+    run_clustering(rfm, FAST)
+    assert a_out.is_set() and blas() == before
 
 
 def test_run_clustering_survives_degenerate_input() -> None:
