@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 if TYPE_CHECKING:  # pragma: no cover
     from segwork.clustering import ClusteringResult
@@ -453,7 +454,7 @@ def load_artifacts(folder: str | Path) -> Artifacts:
             [top, pd.read_parquet(art / "top_items_clusters.parquet")], ignore_index=True
         )
         linkage = pd.read_parquet(art / "ward_linkage.parquet").to_numpy(dtype=float)
-    return Artifacts(
+    loaded = Artifacts(
         folder=folder,
         summary=read_summary(summary_path(folder)),
         customers=customers,
@@ -466,6 +467,10 @@ def load_artifacts(folder: str | Path) -> Artifacts:
         if (art / "lift.parquet").is_file()
         else pd.DataFrame(),
     )
+    # Arrow's allocator keeps the freed pages of the tables read above (only the text columns
+    # still use its buffers): handed back, a kernel holds 445 MB instead of 558 at 1M customers
+    pa.default_memory_pool().release_unused()
+    return loaded
 
 
 def has_artifacts(folder: str | Path | None) -> bool:
