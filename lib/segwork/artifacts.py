@@ -135,11 +135,18 @@ def customer_positions(prep: Prepared, index: pd.Index) -> np.ndarray:
     return table.get_indexer(index).astype(np.int32)
 
 
+#: The ``kind`` column of the items tables is a one-byte code (a text column took 16 bytes of
+#: a 33-byte row: at 50M rows the 32M-row table is half the size, and half the spill).
+ITEM_KINDS = {"country": 0, "product": 1}
+#: SQL: the kind's name from its code (the codes sort as the names do).
+KIND_NAME_SQL = "CASE kind WHEN 1 THEN 'product' ELSE 'country' END"
+
+
 def customer_items(prep: Prepared) -> str:
     """Kept revenue per (customer, country) and per (customer, product), made once per run.
 
-    One table: ``cust`` (the customer's :func:`customer_codes` number), ``kind`` ("country" or
-    "product"), ``item`` (an integer code; names in ``store.item_names``), ``revenue`` and
+    One table: ``cust`` (the customer's :func:`customer_codes` number), ``kind`` (a code of
+    :data:`ITEM_KINDS`), ``item`` (an integer code; names in ``store.item_names``), ``revenue`` and
     ``bought`` (a line of positive value, for the lift's buyer counts); each (customer, kind,
     item) is one row. Products come from one scan of the kept lines joined to a small dictionary
     of the source's (name, ID) pairs and to the customer numbers, so the big aggregate (about
@@ -162,16 +169,16 @@ def customer_items(prep: Prepared) -> str:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {names} AS
-        SELECT DISTINCT 'product' AS kind, item, name FROM {codes}
+        SELECT DISTINCT {ITEM_KINDS["product"]}::UTINYINT AS kind, item, name FROM {codes}
         UNION ALL
-        SELECT 'country', dense_rank() OVER (ORDER BY name)::INTEGER, name
+        SELECT {ITEM_KINDS["country"]}::UTINYINT, dense_rank() OVER (ORDER BY name)::INTEGER, name
         FROM (SELECT DISTINCT {COUNTRY_NAME_SQL} AS name FROM {store.kept_orders})
         """
     )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {store.cust_items} AS
-        SELECT x.cust, 'product' AS kind, c.item,
+        SELECT x.cust, {ITEM_KINDS["product"]}::UTINYINT AS kind, c.item,
                sum(k.amount) AS revenue, bool_or(k.amount > 0) AS bought
         FROM {store.kept} k JOIN {codes} c
           ON k.product_name IS NOT DISTINCT FROM c.product_name
@@ -179,9 +186,10 @@ def customer_items(prep: Prepared) -> str:
         JOIN {custs} x ON x.customer_id = k.customer_id
         GROUP BY x.cust, c.item
         UNION ALL
-        SELECT x.cust, 'country', n.item, sum(o.revenue), bool_or(o.revenue > 0)
+        SELECT x.cust, {ITEM_KINDS["country"]}::UTINYINT, n.item, sum(o.revenue),
+               bool_or(o.revenue > 0)
         FROM (SELECT customer_id, revenue, {COUNTRY_NAME_SQL} AS name FROM {store.kept_orders}) o
-        JOIN {names} n ON n.kind = 'country' AND n.name = o.name
+        JOIN {names} n ON n.kind = {ITEM_KINDS["country"]} AND n.name = o.name
         JOIN {custs} x ON x.customer_id = o.customer_id
         GROUP BY x.cust, n.item
         """
@@ -231,7 +239,7 @@ def top_items(
                       FROM {items} c JOIN segwork_groups g USING (cust))
                 GROUP BY GROUPING SETS ({sets})
             )
-            SELECT scope, grp AS "group", kind,
+            SELECT scope, grp AS "group", {KIND_NAME_SQL} AS kind,
                    row_number() OVER (PARTITION BY scope, grp, kind ORDER BY revenue DESC, name) AS rank,
                    name, revenue, customers
             FROM agg JOIN {names} USING (kind, item)
@@ -324,7 +332,8 @@ def product_lift(prep: Prepared, segments: pd.Series, n: int = TOP_N) -> pd.Data
         df = con.execute(
             f"""
             WITH buyers AS (
-                SELECT cust, item AS product FROM {items} WHERE kind = 'product' AND bought
+                SELECT cust, item AS product FROM {items}
+                WHERE kind = {ITEM_KINDS["product"]} AND bought
             ),
             g AS (SELECT cust, grp FROM segwork_lift_groups),
             seg_n AS (SELECT grp, count(*) AS n FROM g GROUP BY grp),
@@ -336,7 +345,7 @@ def product_lift(prep: Prepared, segments: pd.Series, n: int = TOP_N) -> pd.Data
                    ps.n / s.n AS segment_share, pa.n / a.n AS overall_share,
                    (ps.n / s.n) / (pa.n / a.n) AS lift
             FROM prod_seg ps JOIN seg_n s USING (grp) JOIN prod_all pa USING (product), all_n a,
-                 (SELECT item AS product, name FROM {names} WHERE kind = 'product') nm
+                 (SELECT item AS product, name FROM {names} WHERE kind = {ITEM_KINDS["product"]}) nm
             WHERE nm.product = ps.product AND ps.n >= greatest({LIFT_MIN_BUYERS}, 0.02 * s.n)
             QUALIFY row_number() OVER (PARTITION BY ps.grp ORDER BY lift DESC, buyers DESC, name) <= {int(n)}
             ORDER BY "group", lift DESC, buyers DESC, name
@@ -416,9 +425,13 @@ def write_artifacts(
 
 
 def _parquet(frame: pd.DataFrame, path: Path, index: bool) -> None:
-    """Write Parquet through a temporary file: a reader sees the old or the new file, never half."""
+    """Write Parquet through a temporary file: a reader sees the old or the new file, never half.
+
+    Arrow's allocator keeps the pages of the table it converted the frame to; they are handed
+    back at once (the 1M-customer prediction file left 129 MB behind in the run's process)."""
     tmp = path.with_name(f".{path.name}.tmp")
     frame.to_parquet(tmp, index=index)
+    pa.default_memory_pool().release_unused()
     os.replace(tmp, path)
 
 

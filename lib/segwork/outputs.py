@@ -107,15 +107,17 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
     table = pa.Table.from_pandas(escape_formulas(frame), preserve_index=False)
 
-    def write(options: pacsv.WriteOptions) -> None:
+    def write(data: pa.Table, options: pacsv.WriteOptions) -> None:
         with open(path, "wb") as fh:
             fh.write("\ufeff".encode())
-            pacsv.write_csv(table, fh, options)
+            pacsv.write_csv(data, fh, options)
 
     try:
-        write(pacsv.WriteOptions(quoting_style="none", quoting_header="none"))
+        write(table, pacsv.WriteOptions(quoting_style="none", quoting_header="none"))
     except pa.ArrowInvalid:  # a comma, quote or line break in a cell: quote the text cells
-        write(pacsv.WriteOptions())
+        write(table, pacsv.WriteOptions())
+    del table
+    pa.default_memory_pool().release_unused()  # its allocator would keep the table's pages
 
 
 #: Rows an Excel sheet holds, header included.

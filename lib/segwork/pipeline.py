@@ -31,7 +31,7 @@ from segwork.maps import SegmentMap
 from segwork.publish import atomic_dir, out_lock
 from segwork.read import NA_TOKENS, Notice, SourceInfo
 from segwork.schema import ClusterOptions, Config, load_config
-from segwork.store import BY_CUSTOMER, Store
+from segwork.store import BY_CUSTOMER, Store, release_memory
 from segwork.summary import Summary, build_summary, migration_block
 from segwork.summary import cluster_key as summary_cluster_key
 
@@ -515,7 +515,9 @@ def compute(
         on_prepared(prep, cfg)
     prep.store.idle()  # the frames of clustering and prediction get DuckDB's memory
     clus = cluster(prep, params, load_truth(data), say, cfg.cluster) if params.clusters else None
+    release_memory()  # the diagnostics' threads leave freed pages in their malloc arenas
     pred = predict_future(prep, cfg, params, clus, say) if params.predict else None
+    release_memory()  # ~210 MB of the back-test's frames, before the segments frame is built
     # migration after the prediction: the expected mix moves buyers and non-buyers apart
     p_buy = pred.customers["p_purchase"] if pred is not None else None
     with prep.store.working():  # an earlier as-of date is a second ledger pass

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import gc
 import sys
 import time
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +34,7 @@ from segwork.publish import (
     claimed,
 )
 from segwork.schema import Config
-from segwork.store import resource_guard
+from segwork.store import release_memory, resource_guard
 from segwork.summary import Summary, Timings, data_warnings, write_summary
 
 #: Above this many customers the report notebooks run one at a time (each kernel loads the
@@ -123,18 +121,6 @@ def run(
     return publisher.out
 
 
-def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS (glibc and Arrow's allocator
-    keep them otherwise), so the kernels that run next do not add to a parent grown by the
-    stages before (at 50M rows: 996 -> 808 MB by the trim, -> 666 MB by Arrow's release)."""
-    import pyarrow as pa
-
-    gc.collect()
-    with suppress(OSError, AttributeError):  # not glibc: nothing to hand back
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    pa.default_memory_pool().release_unused()
-
-
 class Publisher:
     """Claims OUT once the as-of date is known, writes into its build folder, runs the report."""
 
@@ -172,12 +158,15 @@ class Publisher:
             stage = pseudonymise_warnings(stage, self.key)
             write_summary(self.tmp / ARTIFACTS / STAGE_SUMMARY, stage)
         failed = self.out.parent / f".failed-{self.out.name}"
-        if len(prep.table) > SERIAL_NOTEBOOKS_ABOVE and params.workers > 1:
+        large = len(prep.table) > SERIAL_NOTEBOOKS_ABOVE
+        if large and params.workers > 1:
             # each notebook kernel holds the customer table: one at a time bounds the memory
             self.say(f"notebooks one at a time ({len(prep.table):,} customers)")
             params = dataclasses.replace(params, workers=1)
         self.session = ReportSession(self.tmp, params, self.say, failed)
-        self.session.submit(early=True)
+        # a large run's clustering, prediction and segments frame are its memory peaks: no
+        # idle notebook process sits through them (a fresh one starts after the segments file)
+        self.session.submit(early=True, release_after=large)
 
     def _cancel_on_error(self, exc_type: type[BaseException] | None, *_: object) -> bool:
         """On an exception, kill the notebooks still running before the build folder goes."""
@@ -215,6 +204,8 @@ class Publisher:
                     f"segments.xlsx skipped: {len(frame):,} customers is more than "
                     f"{SEGMENTS_XLSX_MAX:,}; segments.csv and lists/ hold them all"
                 )
+            if session is not None:
+                session.warm()  # past the peak: its imports overlap the lists and the cleanup
             write_segment_lists(frame, tmp)
             del frame  # a million rows of display text: not held while the notebooks run
             if self.params.engine == "spark":  # large tables also as partitioned Parquet

@@ -7,14 +7,16 @@ through this object (``f"FROM {store.kept}"``).
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import gc
 import os
 import re
 import shutil
 import tempfile
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,3 +212,16 @@ class Store:
     def rows(self, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
         """All rows of a query (fetchall: DuckDB 2 keeps a result open after fetchone)."""
         return self.con.execute(sql, params or []).fetchall()
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc, its per-thread arenas
+    included, and Arrow's allocator keep them otherwise), so the next stage does not stack on
+    what the last one left: at 50M rows after prediction 1,708 -> 1,541 MB by the trim,
+    -> 1,498 MB by Arrow's release; before the last notebooks 996 -> 808 -> 666 MB."""
+    import pyarrow as pa
+
+    gc.collect()
+    with suppress(OSError, AttributeError):  # not glibc: nothing to hand back
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    pa.default_memory_pool().release_unused()

@@ -184,17 +184,42 @@ class ReportSession:
         self.pool = ThreadPoolExecutor(max_workers=max(1, params.workers))
         self.futures: list[Future[NotebookResult | None]] = []
 
-    def submit(self, early: bool) -> None:
-        """Start the notebooks that need no clusters (``early``) or those that do."""
+    def submit(self, early: bool, release_after: bool = False) -> None:
+        """Start the notebooks that need no clusters (``early``) or those that do.
+
+        ``release_after``: once this batch has ended, end the idle warm children too, so they
+        do not sit through the caller's next stages (a used child holds ~190 MB); :meth:`warm`
+        starts a fresh one before the next batch.
+        """
+        batch = []
         for src in self.sources:
             if needs_clusters(src) != early:
-                self.futures.append(
+                batch.append(
                     self.pool.submit(
                         _run_one, src, self.build, self.kernel, self.parameters,
                         self.params.lang, self.say, self.stop, self.limits, self.children,
                         self.logs,
                     )
                 )  # fmt: skip
+        self.futures += batch
+        if release_after and batch:
+            left, lock = [len(batch)], threading.Lock()
+
+            def ended(_future: Future[NotebookResult | None]) -> None:
+                with lock:
+                    left[0] -= 1
+                    last = left[0] == 0
+                if last:
+                    self.children.close()
+
+            for future in batch:
+                future.add_done_callback(ended)
+
+    def warm(self) -> None:
+        """Start the warm children again (after ``release_after``): their imports (~2 s)
+        overlap the caller's last writes instead of the next notebook's start."""
+        if not self.failed:
+            self.children.fill()
 
     @property
     def failed(self) -> bool:
