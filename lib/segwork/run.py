@@ -189,6 +189,9 @@ class Publisher:
                 # a streaming join of the items into a small aggregate: DuckDB stays idle (a
                 # full limit only fills its buffer pool with the items read back from disk)
                 write_cluster_artifacts(tmp, prep, clus, pseudonym_key=self.key)
+            if self.params.engine != "spark":  # Spark's segments below still read its tables
+                # nothing below reads DuckDB: its buffers go before the segments frame is built
+                prep.store.close()
             if session is not None and not session.failed and result.prediction is not None:
                 # before the segments frame: Arrow's copy of the IDs does not stack on its text
                 write_prediction_artifacts(tmp, result.prediction, pseudonym_key=self.key)
@@ -204,10 +207,10 @@ class Publisher:
                     f"segments.xlsx skipped: {len(frame):,} customers is more than "
                     f"{SEGMENTS_XLSX_MAX:,}; segments.csv and lists/ hold them all"
                 )
-            if session is not None:
-                session.warm()  # past the peak: its imports overlap the lists and the cleanup
             write_segment_lists(frame, tmp)
             del frame  # a million rows of display text: not held while the notebooks run
+            if session is not None:  # past the peak: its imports overlap the last writes
+                session.warm()
             if self.params.engine == "spark":  # large tables also as partitioned Parquet
                 from segwork.spark import write_run_segments
 
@@ -215,8 +218,8 @@ class Publisher:
             if session is not None and not session.failed:
                 write_summary(tmp / ARTIFACTS / STAGE_SUMMARY, summary)
         results = []
-        # DuckDB's tables, memory and scratch folder go now, and so do the run's frames: the
-        # notebooks still to run read only the files written above
+        # DuckDB's tables, memory and scratch folder go now (if not already), and so do the
+        # run's frames: the notebooks still to run read only the files written above
         prep.store.close()
         del result, prep, clus, extra, pred
         release_memory()
