@@ -165,7 +165,7 @@ class Publisher:
             params = dataclasses.replace(params, workers=1)
         self.session = ReportSession(self.tmp, params, self.say, failed)
         # a large run's clustering, prediction and segments frame are its memory peaks: no
-        # idle notebook process sits through them (a fresh one starts after the segments file)
+        # idle notebook process sits through them (a fresh one starts after the lists)
         self.session.submit(early=True, release_after=large)
 
     def _cancel_on_error(self, exc_type: type[BaseException] | None, *_: object) -> bool:
