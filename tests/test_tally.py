@@ -66,3 +66,12 @@ def test_crosstab_hands_missing_and_categorical_labels_to_pandas() -> None:
     pd.testing.assert_frame_equal(crosstab(a, b), pd.crosstab(a, b))
     cat = pd.Series(pd.Categorical(["x", "x"], categories=["x", "y"]), name="c")
     pd.testing.assert_frame_equal(crosstab(cat, a.iloc[:2]), pd.crosstab(cat, a.iloc[:2]))
+
+
+def test_adjusted_rand_of_codes_is_adjusted_rand_on_coded_labels() -> None:
+    from segwork.tally import adjusted_rand_of_codes, codes
+
+    rng = np.random.default_rng(5)
+    a, b = _labels(rng, 700, 5, "int"), _labels(rng, 700, 9, "str")
+    (ca, ua), (cb, ub) = codes(a), codes(b)
+    assert adjusted_rand_of_codes(ca, len(ua), cb, len(ub)) == adjusted_rand_score(a, b)

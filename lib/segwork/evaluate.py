@@ -26,7 +26,7 @@ from segwork.segmenters import (
     WardSegmenter,
     sample_indices,
 )
-from segwork.tally import adjusted_rand, crosstab
+from segwork.tally import adjusted_rand, adjusted_rand_of_codes, codes, crosstab
 
 RULE_COLUMNS = ("recency_days", "frequency", "monetary")
 NOISE = "noise"
@@ -50,17 +50,12 @@ def agreement(
     ami = ari.copy()
     n = len(next(iter(labels.values()))) if names else 0
     idx = sample_indices(n, ami_sample_size, seed) if ami_sample_size else np.arange(n)
-    coded = {name: label_codes(labels[name]) for name in names}
+    coded = {name: codes(labels[name]) for name in names}
     for a, b in itertools.combinations(names, 2):
-        la, lb = coded[a], coded[b]
-        ari.loc[a, b] = ari.loc[b, a] = adjusted_rand(la, lb)
+        (la, ua), (lb, ub) = coded[a], coded[b]
+        ari.loc[a, b] = ari.loc[b, a] = adjusted_rand_of_codes(la, len(ua), lb, len(ub))
         ami.loc[a, b] = ami.loc[b, a] = adjusted_mutual_info_score(la[idx], lb[idx])
     return ari, ami
-
-
-def label_codes(labels: np.ndarray) -> np.ndarray:
-    """Integer codes for any label array (strings included), for fast metric computation."""
-    return pd.factorize(np.asarray(labels), sort=True)[0]
 
 
 def contingency(labels_a: np.ndarray, labels_b: np.ndarray) -> pd.DataFrame:
@@ -355,8 +350,8 @@ def truth_agreement(
     """Each segmentation's ARI vs planted personas; the best of ``methods`` and whether it reaches 0.8."""
     aligned = truth.reindex(index)
     known = aligned.notna().to_numpy()
-    t = label_codes(aligned[known].astype(str).to_numpy())
-    scores = {name: adjusted_rand(t, label_codes(lab[known])) for name, lab in labels.items()}
+    t = aligned[known].astype(str).to_numpy()
+    scores = {name: adjusted_rand(t, lab[known]) for name, lab in labels.items()}
     scored = {k: v for k, v in scores.items() if k in methods}
     best = max(scored, key=scored.get) if scored else None
     return {

@@ -53,18 +53,26 @@ def adjusted_rand(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"label arrays must be 1-D and of one length, not {a.shape} and {b.shape}")
-    n = np.int64(len(a))
-    if n == 0:
+    if len(a) == 0:
         return 1.0
     ca, ua = codes(a)
     cb, ub = codes(b)
-    table = counts(ca, len(ua), cb, len(ub))
+    return adjusted_rand_of_codes(ca, len(ua), cb, len(ub))
+
+
+def adjusted_rand_of_codes(a: np.ndarray, ka: int, b: np.ndarray, kb: int) -> float:
+    """:func:`adjusted_rand` of labels already coded by :func:`codes` (``ka``/``kb`` distinct
+    labels), for callers that compare one labeling with several others."""
+    n = len(a)
+    if n == 0:
+        return 1.0
+    table = counts(a, ka, b, kb)
     n_c, n_k = table.sum(axis=1), table.sum(axis=0)
     sum_squares = int((table**2).sum())
-    tp = sum_squares - int(n)
+    tp = sum_squares - n
     fp = int((table @ n_k).sum()) - sum_squares
     fn = int((table.T @ n_c).sum()) - sum_squares
-    tn = int(n) ** 2 - fp - fn - sum_squares
+    tn = n**2 - fp - fn - sum_squares
     if fn == 0 and fp == 0:
         return 1.0
     return 2.0 * (tp * tn - fn * fp) / ((tp + fn) * (fn + tn) + (tp + fp) * (fp + tn))
