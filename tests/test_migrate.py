@@ -200,3 +200,23 @@ def test_uci_november_to_december_migration_and_backtest(uci_parquet):
     assert bt is not None and bt.checked_at == date(2011, 12, 10)
     assert bt.error < bt.naive_error  # the transitions beat "the mix stays as it is"
     assert abs(sum(m.projection.customers.values()) - (len(res.prep.table) + new - departed)) < 1
+
+
+def test_snapshot_leaves_none_of_its_relations_behind(tmp_path):
+    from segwork.pipeline import prepare
+    from segwork.schema import Config
+
+    prep = prepare(_orders(tmp_path), Config(), date(2024, 4, 1))
+    con = prep.con
+
+    def relations() -> set[str]:
+        rows = con.execute(
+            "SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views()"
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    before = relations()
+    table, _ = migrate.snapshot_table(prep.store, Config(), date(2024, 3, 1))
+    assert len(table) > 0
+    assert relations() == before  # its per-order table, matched and repeated lines included
+    prep.store.close()

@@ -83,7 +83,10 @@ def snapshot_table(
     finally:
         con.execute(f"DROP TABLE IF EXISTS {by_customer}")
         con.execute(f"DROP VIEW IF EXISTS {classified}")
-        con.execute(f"DROP TABLE IF EXISTS {classified}_matched")
+        # every relation the second pass made: at 50M rows its per-order table alone is 5M rows
+        con.execute(f"DROP TABLE IF EXISTS {store.orders}_{tag}")
+        for part in ("matched", "repeated"):
+            con.execute(f"DROP TABLE IF EXISTS {classified}_{part}")
         con.execute(f"DROP TABLE IF EXISTS {clean.country_codes(classified)}")
 
 
