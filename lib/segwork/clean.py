@@ -271,6 +271,12 @@ def country_codes(view: str) -> str:
     return f"{view}_countries"
 
 
+def view_tables(view: str) -> tuple[str, str, str]:
+    """The tables :func:`create_classified_view` may make beside the view ``view``: its country
+    codes, its matched cancellation pairs and its repeated line keys (for whoever drops it)."""
+    return country_codes(view), f"{view}_matched", f"{view}_repeated"
+
+
 def create_country_codes(con: duckdb.DuckDBPyConnection, source: str, table: str) -> None:
     """The distinct countries of ``source`` numbered 1.. in text order: a few rows, one per
     country, so a code stands for exactly one country (no hash that could merge two)."""
@@ -355,20 +361,22 @@ def create_classified_view(
     cols = [c.strip() for c in _LINE_COLS.split(",")] + (["status"] if has_status else [])
     # the orders carry the country as this exact code: a fixed-width buffer (text in any_value
     # cost a quarter of the order pass on DuckDB at 50M rows; on Spark it would sort every line)
-    create_country_codes(con, source, country_codes(view))
+    codes, matched_pairs, repeated_keys = view_tables(view)
+    create_country_codes(con, source, codes)
     matched = None
     if rules.match_cancellations:
         # flag the matched rows on the raw scan: a narrow lookup of row ids, cheaper than
         # joining the folded lines (and all their columns) to the matched table
-        table = f"{view}_matched"
-        create_matched_table(con, rules, as_of, source, table)
+        create_matched_table(con, rules, as_of, source, matched_pairs)
         matched = "matched"
         cols.append("matched")
-        source = f"(SELECT *, row_id IN (SELECT row_id FROM {table}) AS matched FROM {source})"
+        source = (
+            f"(SELECT *, row_id IN (SELECT row_id FROM {matched_pairs}) AS matched FROM {source})"
+        )
     if rules.drop_duplicates:
         repeated = None
         if not exact:  # one narrow pass finds the repeated keys; the rest is never grouped
-            repeated = f"{view}_repeated"
+            repeated = repeated_keys
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {repeated} AS {repeated_keys_sql(cols, source)}"
             )

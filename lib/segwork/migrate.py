@@ -84,10 +84,8 @@ def snapshot_table(
         con.execute(f"DROP TABLE IF EXISTS {by_customer}")
         con.execute(f"DROP VIEW IF EXISTS {classified}")
         # every relation the second pass made: at 50M rows its per-order table alone is 5M rows
-        con.execute(f"DROP TABLE IF EXISTS {store.orders}_{tag}")
-        for part in ("matched", "repeated"):
-            con.execute(f"DROP TABLE IF EXISTS {classified}_{part}")
-        con.execute(f"DROP TABLE IF EXISTS {clean.country_codes(classified)}")
+        for table in (f"{store.orders}_{tag}", *clean.view_tables(classified)):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def window_revenue(con: duckdb.DuckDBPyConnection, kept: str, start: date, end: date) -> pd.Series:
