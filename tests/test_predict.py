@@ -362,6 +362,49 @@ def test_future_state_orders_clusters_numerically_noise_last() -> None:
     assert list(predict.future_state(res, groups)) == ["0", "1", "2", "10", "noise"]
 
 
+def test_future_state_keys_labels_once_and_matches_a_groupby() -> None:
+    """Raw cluster labels with ``key`` (noise merged with -1) give what a pandas groupby of the
+    keyed labels gives, on shuffled predictions with missing ones, aligned or not."""
+    from segwork.summary import cluster_key
+
+    rng = np.random.default_rng(3)
+    idx = pd.Index([f"c{i}" for i in range(2000)], name="customer_id")
+    known = idx[rng.random(len(idx)) < 0.8]
+    res = predict.PredictionResult(
+        customers=pd.DataFrame(
+            {
+                "p_purchase": rng.random(len(known)),
+                "expected_orders": rng.gamma(1.0, 2.0, len(known)),
+                "expected_revenue": rng.gamma(1.0, 300.0, len(known)),
+            },
+            index=known,
+        ).sample(frac=1.0, random_state=1),
+        last_window_revenue=pd.Series(rng.gamma(1.0, 80.0, len(known)), index=known),
+        model="gradient_boosting",
+        horizon_days=90,
+        at_risk_below=0.3,
+        backtest=None,
+    )
+    labels = pd.Series(rng.integers(-1, 12, len(idx)), index=idx).astype(object)
+    labels.iloc[:7] = "noise"  # the same group as -1 once keyed
+    keyed = labels.map(cluster_key)
+    c = res.customers.reindex(idx)
+    frame = c.assign(g=keyed, last=res.last_window_revenue.reindex(idx).fillna(0.0)).dropna(
+        subset=["p_purchase"]
+    )
+    risk = frame["p_purchase"] < res.at_risk_below
+    want = frame.assign(risk=risk, risk_rev=frame["last"].where(risk, 0.0)).groupby("g")
+    out = predict.future_state(res, labels, key=cluster_key)
+    assert out == predict.future_state(predict.aligned(res, idx), labels, key=cluster_key)
+    assert list(out) == [*(str(i) for i in range(12)), "noise"]
+    for g, part in want:
+        assert out[g]["customers"] == len(part)
+        assert out[g]["at_risk"] == int(part["risk"].sum())
+        assert out[g]["expected_revenue"] == pytest.approx(part["expected_revenue"].sum(), abs=0.01)
+        assert out[g]["at_risk_revenue"] == pytest.approx(part["risk_rev"].sum(), abs=0.01)
+        assert out[g]["mean_p_purchase"] == pytest.approx(part["p_purchase"].mean(), abs=1e-4)
+
+
 def test_config_predict_section() -> None:
     """predict.horizon_days and at_risk_below are read, typed and range-checked."""
     cfg = config_from_dict({"predict": {"horizon_days": 30, "at_risk_below": 0.2}})

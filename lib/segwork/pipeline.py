@@ -431,12 +431,14 @@ def predict_future(
         res = predict.run_prediction(
             prep.con, orders, prep.as_of, cfg.predict, seed=params.seed, progress=say
         )
-        res.segments = predict.future_state(res, prep.table["rfm_segment_id"])
+        by_customer = predict.aligned(res, prep.table.index)
+        res.segments = predict.future_state(by_customer, prep.table["rfm_segment_id"])
         if clus is not None:
             for col in clus.labels.columns:
                 if col.endswith("_cluster"):
-                    labels = clus.labels[col].map(summary_cluster_key)
-                    res.clusters[col.removesuffix("_cluster")] = predict.future_state(res, labels)
+                    res.clusters[col.removesuffix("_cluster")] = predict.future_state(
+                        by_customer, clus.labels[col], key=summary_cluster_key
+                    )
     prep.warnings = (*prep.warnings, *res.warnings)
     return res
 

@@ -10,6 +10,7 @@ on the same customers, so every figure a reader sees comes from data the model n
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -687,42 +688,60 @@ def _now_features(
     return x_now
 
 
-def future_state(result: PredictionResult, groups: pd.Series) -> dict[str, dict[str, Any]]:
+def aligned(result: PredictionResult, index: pd.Index) -> PredictionResult:
+    """``result`` with its per-customer frames reindexed to ``index`` once: each
+    :func:`future_state` over groups on that index then skips the lookup (at a million
+    text IDs, about a second per frame per grouping)."""
+    return dataclasses.replace(
+        result,
+        customers=result.customers.reindex(index),
+        last_window_revenue=result.last_window_revenue.reindex(index),
+    )
+
+
+def future_state(
+    result: PredictionResult, groups: pd.Series, key: Callable[[Any], str] = str
+) -> dict[str, dict[str, Any]]:
     """Per group id: customers, mean p_purchase, expected orders and revenue, at-risk figures.
 
     Only customers with a prediction count (visitors who never ordered have none); a group of
-    such customers only has no future state.
+    such customers only has no future state. A group's id is ``key`` of its label (labels whose
+    ids coincide are one group); ``key`` runs once per distinct label, not once per customer.
 
     At risk = p_purchase below ``at_risk_below``; ``at_risk_revenue`` is what those customers
     spent in the last window ``[T - H, T)``.
     """
     c = result.customers.reindex(groups.index)
-    risk = c["p_purchase"] < result.at_risk_below
-    last = result.last_window_revenue.reindex(groups.index).fillna(0.0)
-    frame = pd.DataFrame(
-        {
-            "g": groups.astype(str),
-            "p": c["p_purchase"],
-            "o": c["expected_orders"],
-            "r": c["expected_revenue"],
-            "risk": risk,
-            "risk_rev": last.where(risk, 0.0),
-        }
-    )
+    p = c["p_purchase"].to_numpy(dtype=np.float64)
+    risk = p < result.at_risk_below
+    last = result.last_window_revenue.reindex(groups.index).fillna(0.0).to_numpy(np.float64)
+    codes, labels = pd.factorize(groups, use_na_sentinel=False)
+    codes, ids = pd.factorize(np.asarray([key(v) for v in labels], dtype=object)[codes])
+    # customers with no order history (visitors who never bought) have no prediction
+    rows = np.flatnonzero(~np.isnan(p))
+    rows = rows[np.argsort(codes[rows], kind="stable")]  # each group's rows, in table order
+    bounds = np.searchsorted(codes[rows], np.arange(len(ids) + 1))
+    columns = {
+        "p": p,
+        "o": c["expected_orders"].to_numpy(dtype=np.float64),
+        "r": c["expected_revenue"].to_numpy(dtype=np.float64),
+        "risk_rev": np.where(risk, last, 0.0),
+    }
+    # the rows of every column in group order: each group's sums are numpy's sums of its slice
+    taken = {name: np.nan_to_num(col[rows], nan=0.0) for name, col in columns.items()}
+    at_risk = risk[rows]
     out: dict[str, dict[str, Any]] = {}
-    groups_in_order = sorted(frame["g"].unique(), key=lambda g: (not g.isdigit(), g.zfill(12)))
-    parts = dict(list(frame.groupby("g", sort=False)))
-    for g in groups_in_order:
-        # customers with no order history (visitors who never bought) have no prediction
-        part = parts[g].dropna(subset=["p"])
-        if part.empty:
+    for g in sorted(range(len(ids)), key=lambda i: (not ids[i].isdigit(), ids[i].zfill(12))):
+        lo, hi = bounds[g], bounds[g + 1]
+        if hi == lo:
             continue
-        out[str(g)] = {
-            "customers": len(part),
-            "mean_p_purchase": round(float(part["p"].mean()), 4),
+        part = {name: col[lo:hi] for name, col in taken.items()}
+        out[str(ids[g])] = {
+            "customers": int(hi - lo),
+            "mean_p_purchase": round(float(part["p"].sum() / (hi - lo)), 4),
             "expected_orders": round(float(part["o"].sum()), 2),
             "expected_revenue": round(float(part["r"].sum()), 2),
-            "at_risk": int(part["risk"].sum()),
+            "at_risk": int(at_risk[lo:hi].sum()),
             "at_risk_revenue": round(float(part["risk_rev"].sum()), 2),
         }
     return out
