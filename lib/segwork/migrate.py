@@ -60,16 +60,17 @@ def snapshot_table(
     at that date (a purchase cancelled later still counts there)."""
     con = store.con
     classified, by_customer = f"{store.classified}_{tag}", f"{store.by_customer}_{tag}"
+    orders = f"{store.orders}_{tag}"  # its own per-order table: the run's stays as it is
     rules = cfg.clean
     clean.create_classified_view(con, rules, as_of, store.tx, view=classified)
     mixed = rules.cancellations == "net" and bool(rules.cancel_status)
-    clean.aggregate_by_customer(  # its own per-order table: the run's stays as it is
+    clean.aggregate_by_customer(
         con,
         classified,
         by_customer,
         folded=rules.drop_duplicates,
         mixed_orders=mixed,
-        orders=f"{store.orders}_{tag}",
+        orders=orders,
     )
     clean.relabel_missing_customers(con, rules, NA_TOKENS, table=by_customer)
     try:
@@ -84,7 +85,7 @@ def snapshot_table(
         con.execute(f"DROP TABLE IF EXISTS {by_customer}")
         con.execute(f"DROP VIEW IF EXISTS {classified}")
         # every relation the second pass made: at 50M rows its per-order table alone is 5M rows
-        for table in (f"{store.orders}_{tag}", *clean.view_tables(classified)):
+        for table in (orders, *clean.view_tables(classified)):
             con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
